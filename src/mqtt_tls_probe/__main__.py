@@ -1,0 +1,3 @@
+from mqtt_tls_probe.cli import main
+
+main()

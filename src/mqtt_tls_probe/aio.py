@@ -1,0 +1,30 @@
+"""Facts about Azure IoT Operations that the probe's defaults are made of.
+
+Rule: one place for names that Azure IoT Operations chose; everything else
+imports them from here.
+"""
+
+from __future__ import annotations
+
+BROKER_PORT = 18883
+NAMESPACE = "azure-iot-operations"
+
+# The quickstart (test-only) CA of the preview releases.
+QUICKSTART_CA_CN = "Azure IoT Operations Quickstart Root CA - Not for Production"
+TRUST_BUNDLE_CONFIGMAP = "aio-ca-trust-bundle-test-only"
+TRUST_BUNDLE_KEY = "ca.crt"
+CA_SECRET = "aio-ca-key-pair-test-only"  # noqa: S105 (a name, not a secret)
+CA_ISSUER = "aio-ca-issuer"
+
+# Later releases keep the bundle under this name (same namespace, same key).
+LATER_TRUST_BUNDLE_CONFIGMAP = "azure-iot-operations-aio-ca-trust-bundle"
+
+# The broker's service name: what its certificate lists, never "localhost".
+BROKER_SERVICE = "aio-broker"
+
+# K8S-SAT: MQTT 5 enhanced authentication with a service account token.
+SAT_AUTH_METHOD = "K8S-SAT"
+SAT_AUDIENCE = "aio-internal"
+
+QUICKSTART_CA_DAYS = 30
+EXPIRY_WARNING_DAYS = 7

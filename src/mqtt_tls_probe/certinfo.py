@@ -1,0 +1,287 @@
+"""Read certificates and describe them the way an operator wants to see them.
+
+Rule: pure functions of certificates and an injected ``now``; no I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from mqtt_tls_probe.aio import EXPIRY_WARNING_DAYS, QUICKSTART_CA_CN
+from mqtt_tls_probe.model import CertInfo, Finding
+
+_CURVE_NAMES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
+_EKU_NAMES = {
+    ExtendedKeyUsageOID.SERVER_AUTH: "serverAuth",
+    ExtendedKeyUsageOID.CLIENT_AUTH: "clientAuth",
+}
+# Attribute of x509.KeyUsage -> the name OpenSSL prints.
+_KEY_USAGE_NAMES = (
+    ("digital_signature", "digitalSignature"),
+    ("content_commitment", "nonRepudiation"),
+    ("key_encipherment", "keyEncipherment"),
+    ("data_encipherment", "dataEncipherment"),
+    ("key_agreement", "keyAgreement"),
+    ("key_cert_sign", "keyCertSign"),
+    ("crl_sign", "cRLSign"),
+)
+# Only defined when keyAgreement is set (reading them otherwise raises).
+_AGREEMENT_ONLY_NAMES = (("encipher_only", "encipherOnly"), ("decipher_only", "decipherOnly"))
+_SECONDS_PER_DAY = 86400
+
+
+def parse_certificates(data: bytes) -> list[x509.Certificate]:
+    """Every certificate in ``data``: PEM (any number) or one DER certificate.
+
+    Returns an empty list when there is none; raises ``ValueError`` for PEM
+    blocks that are not valid certificates.
+    """
+    if b"-----BEGIN" in data:
+        if b"-----BEGIN CERTIFICATE-----" not in data:
+            return []
+        return x509.load_pem_x509_certificates(data)
+    if data[:1] == b"\x30":  # an ASN.1 SEQUENCE: try DER
+        return [x509.load_der_x509_certificate(data)]
+    return []
+
+
+def describe_content(data: bytes) -> str:
+    """A few words on what a blob that holds no certificate looks like."""
+    text = data.strip()
+    if not text:
+        return "it is empty"
+    for marker in (b"PRIVATE KEY", b"PUBLIC KEY", b"CERTIFICATE REQUEST", b"X509 CRL"):
+        if b"-----BEGIN " in text and marker in text:
+            return f"it holds a PEM {marker.decode().lower()}, not a certificate"
+    first_line = text.splitlines()[0][:40].decode("ascii", "replace")
+    return f"it starts with {first_line!r}"
+
+
+def key_description(cert: x509.Certificate) -> str:
+    key = cert.public_key()
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return f"EC {_CURVE_NAMES.get(key.curve.name, key.curve.name)}"
+    if isinstance(key, rsa.RSAPublicKey):
+        return f"RSA {key.key_size}"
+    if isinstance(key, dsa.DSAPublicKey):
+        return f"DSA {key.key_size}"
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return "Ed25519"
+    if isinstance(key, ed448.Ed448PublicKey):
+        return "Ed448"
+    return type(key).__name__
+
+
+def subject_alt_names(cert: x509.Certificate) -> tuple[str, ...]:
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return ()
+    names = [f"DNS:{name}" for name in san.get_values_for_type(x509.DNSName)]
+    names += [f"IP:{ip}" for ip in san.get_values_for_type(x509.IPAddress)]
+    names += [f"URI:{uri}" for uri in san.get_values_for_type(x509.UniformResourceIdentifier)]
+    return tuple(names)
+
+
+def basic_constraints(cert: x509.Certificate) -> x509.BasicConstraints | None:
+    try:
+        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        return None
+
+
+def key_usage(cert: x509.Certificate) -> x509.KeyUsage | None:
+    try:
+        return cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return None
+
+
+def subject_key_id(cert: x509.Certificate) -> bytes | None:
+    try:
+        return cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    except x509.ExtensionNotFound:
+        return None
+
+
+def authority_key_id(cert: x509.Certificate) -> bytes | None:
+    try:
+        aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+    except x509.ExtensionNotFound:
+        return None
+    return aki.key_identifier
+
+
+def is_ca(cert: x509.Certificate) -> bool:
+    constraints = basic_constraints(cert)
+    return constraints is not None and constraints.ca
+
+
+def can_sign_certificates(cert: x509.Certificate) -> bool:
+    """True when nothing forbids ``cert`` to issue certificates (RFC 5280 4.2.1.3)."""
+    usage = key_usage(cert)
+    return usage is None or usage.key_cert_sign
+
+
+def is_self_signed(cert: x509.Certificate) -> bool:
+    """Subject equals issuer and the certificate's own key verifies its signature."""
+    return cert.subject == cert.issuer and signed_by(cert, cert)
+
+
+def signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """True when ``issuer``'s key made ``cert``'s signature; names are not compared.
+
+    A rotated CA keeps its name and changes its key, so the key is what counts.
+    """
+    key = issuer.public_key()
+    algorithm = cert.signature_hash_algorithm
+    try:
+        if isinstance(key, ec.EllipticCurvePublicKey) and algorithm is not None:
+            key.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(algorithm))
+        elif isinstance(key, rsa.RSAPublicKey) and algorithm is not None:
+            key.verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(), algorithm)
+        elif isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+            key.verify(cert.signature, cert.tbs_certificate_bytes)
+        else:
+            return False
+    except (InvalidSignature, ValueError, TypeError):
+        return False
+    return True
+
+
+def name_of(name: x509.Name) -> str:
+    return name.rfc4514_string() or "(empty name)"
+
+
+def common_name(name: x509.Name) -> str | None:
+    values = name.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    return str(values[0].value) if values else None
+
+
+def is_quickstart_ca(cert: x509.Certificate) -> bool:
+    return common_name(cert.subject) == QUICKSTART_CA_CN
+
+
+def days_left(cert: x509.Certificate, now: datetime) -> int:
+    """Whole days until ``not_after``; negative once expired."""
+    seconds = (cert.not_valid_after_utc - now).total_seconds()
+    return int(seconds // _SECONDS_PER_DAY)
+
+
+def fingerprint(cert: x509.Certificate) -> str:
+    return hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest()
+
+
+def _signature_algorithm(cert: x509.Certificate) -> str:
+    oid = cert.signature_algorithm_oid
+    return oid._name if oid._name != "Unknown OID" else oid.dotted_string
+
+
+def _constraints_text(cert: x509.Certificate) -> str | None:
+    try:
+        ext = cert.extensions.get_extension_for_class(x509.BasicConstraints)
+    except x509.ExtensionNotFound:
+        return None
+    text = "CA:TRUE" if ext.value.ca else "CA:FALSE"
+    if ext.value.path_length is not None:
+        text += f", pathlen:{ext.value.path_length}"
+    return text + (" (critical)" if ext.critical else "")
+
+
+def _key_usage_names(cert: x509.Certificate) -> tuple[str, ...]:
+    usage = key_usage(cert)
+    if usage is None:
+        return ()
+    names = [name for attr, name in _KEY_USAGE_NAMES if getattr(usage, attr)]
+    if usage.key_agreement:
+        names += [name for attr, name in _AGREEMENT_ONLY_NAMES if getattr(usage, attr)]
+    return tuple(names)
+
+
+def _eku_names(cert: x509.Certificate) -> tuple[str, ...]:
+    try:
+        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return ()
+    return tuple(_EKU_NAMES.get(oid, oid.dotted_string) for oid in eku)
+
+
+def certificate_findings(
+    cert: x509.Certificate, now: datetime, *, as_trust_anchor: bool = False
+) -> tuple[Finding, ...]:
+    """Expiry, and for a certificate meant as a trust anchor, its CA fitness."""
+    findings = []
+    left = days_left(cert, now)
+    if now < cert.not_valid_before_utc:
+        findings.append(
+            Finding("not_yet_valid", f"not valid before {iso(cert.not_valid_before_utc)}")
+        )
+    elif left < 0 or now > cert.not_valid_after_utc:
+        findings.append(Finding("expired", f"expired on {iso(cert.not_valid_after_utc)}"))
+    elif left < EXPIRY_WARNING_DAYS:
+        findings.append(
+            Finding(
+                "expires_soon",
+                f"expires in {left} day{'s' if left != 1 else ''} "
+                f"({iso(cert.not_valid_after_utc)})",
+            )
+        )
+    if as_trust_anchor:
+        if not is_ca(cert):
+            findings.append(Finding("not_a_ca", "not a CA (basicConstraints CA:TRUE missing)"))
+        elif not can_sign_certificates(cert):
+            findings.append(Finding("no_cert_sign", "keyUsage lacks keyCertSign"))
+    if is_quickstart_ca(cert):
+        findings.append(
+            Finding("quickstart_ca", "Azure IoT Operations quickstart CA: not for production")
+        )
+    return tuple(findings)
+
+
+def describe(cert: x509.Certificate, now: datetime, *, as_trust_anchor: bool = False) -> CertInfo:
+    """The operator's view of one certificate at time ``now``."""
+    ski = subject_key_id(cert)
+    aki = authority_key_id(cert)
+    return CertInfo(
+        subject=name_of(cert.subject),
+        issuer=name_of(cert.issuer),
+        serial=format(cert.serial_number, "x"),
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        days_left=days_left(cert, now),
+        sans=subject_alt_names(cert),
+        is_ca=is_ca(cert),
+        key=key_description(cert),
+        sha256=fingerprint(cert),
+        signature_algorithm=_signature_algorithm(cert),
+        basic_constraints=_constraints_text(cert),
+        key_usage=_key_usage_names(cert),
+        extended_key_usage=_eku_names(cert),
+        ski=ski.hex() if ski else None,
+        aki=aki.hex() if aki else None,
+        self_signed=is_self_signed(cert),
+        findings=certificate_findings(cert, now, as_trust_anchor=as_trust_anchor),
+    )
+
+
+def describe_all(
+    certs: Iterable[x509.Certificate], now: datetime, *, as_trust_anchor: bool = False
+) -> tuple[CertInfo, ...]:
+    return tuple(describe(c, now, as_trust_anchor=as_trust_anchor) for c in certs)
+
+
+def iso(moment: datetime) -> str:
+    """ISO-8601 in UTC with a Z, to the second."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def to_pem(certs: Sequence[x509.Certificate]) -> bytes:
+    return b"".join(c.public_bytes(Encoding.PEM) for c in certs)

@@ -1,0 +1,253 @@
+"""``probe cluster``: the CA's health on the cluster side, check by check.
+
+Rule: a check the identity may not run (403) is ``skipped`` with the reason,
+never a crash; the worst status decides the exit code. The CA's Secret is
+read as metadata only: its private key never leaves the cluster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from cryptography import x509
+
+from mqtt_tls_probe import aio
+from mqtt_tls_probe.certinfo import days_left, is_quickstart_ca, iso, name_of
+from mqtt_tls_probe.cluster import (
+    METADATA_ONLY,
+    ApiError,
+    ClusterClient,
+    fetch_trust_bundle,
+)
+from mqtt_tls_probe.config import ClusterOptions
+from mqtt_tls_probe.errors import EXIT_CODES, EXIT_OK, ErrorKind, ProbeError, Stage
+
+
+class CheckStatus(StrEnum):
+    """In order of severity: the worst of a run decides its outcome."""
+
+    OK = "ok"
+    SKIPPED = "skipped"
+    WARNING = "warning"
+    ERROR = "error"
+
+    @property
+    def severity(self) -> int:
+        return list(CheckStatus).index(self)
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: CheckStatus
+    message: str
+    hint: str | None = None
+
+
+@dataclass(frozen=True)
+class ClusterReport:
+    origin: str
+    namespace: str
+    checks: tuple[Check, ...]
+
+    @property
+    def status(self) -> CheckStatus:
+        return max(
+            (c.status for c in self.checks), key=lambda s: s.severity, default=CheckStatus.OK
+        )
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not CheckStatus.ERROR
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_OK if self.ok else EXIT_CODES[Stage.TRUST]
+
+
+def run_cluster_checks(
+    options: ClusterOptions, timeout: float, now: datetime | None = None
+) -> ClusterReport:
+    moment = now or datetime.now(UTC)
+    namespace = options.namespace
+    later = ("ca-expiry", "quickstart-ca", "ca-secret", "issuer")
+    try:
+        client = ClusterClient(options, timeout)
+    except ProbeError as error:
+        checks = [Check("trust-bundle", CheckStatus.ERROR, error.message, error.hint)]
+        checks += [_skipped(name, "the cluster cannot be reached") for name in later]
+        return ClusterReport("", namespace, tuple(checks))
+    checks = []
+    anchors: tuple[x509.Certificate, ...] | None = None
+    try:
+        bundle = fetch_trust_bundle(client, options)
+    except ProbeError as error:
+        http_status = getattr(error.__cause__, "status", None)
+        # A 403 means "may not look", not "broken": skipped, with the reason.
+        status = CheckStatus.SKIPPED if http_status == 403 else CheckStatus.ERROR
+        checks.append(Check("trust-bundle", status, error.message, error.hint))
+        if error.kind is ErrorKind.CLUSTER_UNREACHABLE or http_status == 401:
+            checks += [_skipped(name, "the cluster cannot be reached") for name in later]
+            return ClusterReport(client.origin, namespace, tuple(checks))
+    else:
+        anchors = bundle.certificates
+        plural = "s" if len(anchors) > 1 else ""
+        note = f" ({bundle.note})" if bundle.note else ""
+        checks.append(
+            Check(
+                "trust-bundle",
+                CheckStatus.OK,
+                f"{bundle.location}: {len(anchors)} CA{plural}{note}",
+            )
+        )
+    if anchors is None:
+        checks.append(_skipped("ca-expiry", "no trust bundle to read"))
+        checks.append(_skipped("quickstart-ca", "no trust bundle to read"))
+    else:
+        checks += [_expiry_check(cert, moment) for cert in anchors]
+        checks.append(_quickstart_check(anchors))
+    checks.append(
+        _guarded("ca-secret", lambda: _secret_check(client, namespace), namespace, "secrets")
+    )
+    checks.append(
+        _guarded(
+            "issuer", lambda: _issuer_check(client, namespace), namespace, "issuers.cert-manager.io"
+        )
+    )
+    return ClusterReport(client.origin, namespace, tuple(checks))
+
+
+def _skipped(name: str, reason: str) -> Check:
+    return Check(name, CheckStatus.SKIPPED, f"skipped: {reason}")
+
+
+def _guarded(name: str, check: Callable[[], Check], namespace: str, resource: str) -> Check:
+    """Run a check; API answers that stop it become its status, transport failures too."""
+    try:
+        return check()
+    except ApiError as error:
+        if error.status == 403:
+            return Check(
+                name,
+                CheckStatus.SKIPPED,
+                f"skipped: this identity may not get {resource} in {namespace} ({error.message})",
+                f"Grant 'get' on {resource} in {namespace} to run this check.",
+            )
+        return Check(name, CheckStatus.ERROR, f"the API server answered {error}")
+    except ProbeError as error:
+        return Check(name, CheckStatus.ERROR, error.message, error.hint)
+
+
+def _expiry_check(cert: x509.Certificate, now: datetime) -> Check:
+    left = days_left(cert, now)
+    label = f"{name_of(cert.subject)} (expires {iso(cert.not_valid_after_utc)})"
+    if now > cert.not_valid_after_utc:
+        return Check(
+            "ca-expiry",
+            CheckStatus.ERROR,
+            f"{label} has expired: every broker certificate it issued fails verification",
+            "Re-create the CA (the quickstart CA lives 30 days) and restart the broker's "
+            "certificate issuance; then fetch the new bundle with probe bundle --out ca.crt.",
+        )
+    if left < aio.EXPIRY_WARNING_DAYS:
+        return Check(
+            "ca-expiry",
+            CheckStatus.WARNING,
+            f"{label} expires in {left} day(s)",
+            "Plan the CA's rotation, and how clients will get the new bundle.",
+        )
+    return Check("ca-expiry", CheckStatus.OK, f"{label}: {left} days left")
+
+
+def _quickstart_check(anchors: tuple[x509.Certificate, ...]) -> Check:
+    if any(is_quickstart_ca(c) for c in anchors):
+        return Check(
+            "quickstart-ca",
+            CheckStatus.WARNING,
+            "the bundle holds the Azure IoT Operations quickstart CA: for tests, "
+            "not for production",
+            "Bring your own issuer for production (Azure IoT Operations: cert-manager with "
+            "your CA), and distribute its bundle to clients.",
+        )
+    return Check("quickstart-ca", CheckStatus.OK, "no quickstart CA in the bundle")
+
+
+def _secret_check(client: ClusterClient, namespace: str) -> Check:
+    name = aio.CA_SECRET
+    try:
+        metadata = client.get(
+            f"/api/v1/namespaces/{namespace}/secrets/{name}", accept=METADATA_ONLY
+        )
+    except ApiError as error:
+        if error.status != 404:
+            raise
+        return Check(
+            "ca-secret",
+            CheckStatus.ERROR,
+            f"the Secret {namespace}/{name} (the CA's key pair) does not exist: "
+            f"{aio.CA_ISSUER} cannot sign",
+            "Re-create the quickstart CA (reinstalling Azure IoT Operations does), or point "
+            "the Issuer at your own CA Secret.",
+        )
+    created = (metadata.get("metadata") or {}).get("creationTimestamp")
+    since = f", created {created}" if created else ""
+    return Check(
+        "ca-secret", CheckStatus.OK, f"{namespace}/{name} exists{since} (read as metadata only)"
+    )
+
+
+def _issuer_check(client: ClusterClient, namespace: str) -> Check:
+    name = aio.CA_ISSUER
+    try:
+        issuer = client.get(f"/apis/cert-manager.io/v1/namespaces/{namespace}/issuers/{name}")
+    except ApiError as error:
+        if error.status != 404:
+            raise
+        return Check(
+            "issuer",
+            CheckStatus.ERROR,
+            f"the cert-manager Issuer {namespace}/{name} does not exist ({error.message})",
+            "Check that cert-manager runs and Azure IoT Operations is installed in this namespace.",
+        )
+    secret_name = ((issuer.get("spec") or {}).get("ca") or {}).get("secretName")
+    if secret_name != aio.CA_SECRET:
+        return Check(
+            "issuer",
+            CheckStatus.ERROR,
+            f"the Issuer {namespace}/{name} signs with the Secret {secret_name!r}, "
+            f"not {aio.CA_SECRET}",
+            "The broker's certificates then come from another CA than the trust bundle's: "
+            f"set spec.ca.secretName to {aio.CA_SECRET}, or trust that CA.",
+        )
+    ready = _condition(issuer, "Ready")
+    if ready is None:
+        return Check(
+            "issuer",
+            CheckStatus.ERROR,
+            f"the Issuer {namespace}/{name} reports no Ready condition yet",
+            f"Check cert-manager's log and: kubectl describe issuer {name} -n {namespace}",
+        )
+    said = f"reason {ready.get('reason')}: {ready.get('message')}"
+    if ready.get("status") != "True":
+        return Check(
+            "issuer",
+            CheckStatus.ERROR,
+            f"the Issuer {namespace}/{name} is not Ready ({said})",
+            f"Fix what the condition says; details: kubectl describe issuer {name} -n {namespace}",
+        )
+    return Check(
+        "issuer",
+        CheckStatus.OK,
+        f"{namespace}/{name} is Ready ({ready.get('reason')}), signing with {secret_name}",
+    )
+
+
+def _condition(resource: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    for condition in (resource.get("status") or {}).get("conditions") or []:
+        if isinstance(condition, dict) and condition.get("type") == kind:
+            return condition
+    return None

@@ -1,0 +1,321 @@
+"""``run_probe``: the stages of ``probe connect`` in order, each timed.
+
+Rule: the first failing stage ends the run and every later stage is reported
+as skipped. A failure is data in the report (``ErrorInfo``), never an
+exception out of ``run_probe``; only bugs escape.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+import ssl
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from cryptography import x509
+
+from mqtt_tls_probe import certinfo, net, sat, tls, verify
+from mqtt_tls_probe.config import ProbeConfig
+from mqtt_tls_probe.errors import ErrorKind, ProbeError, Stage
+from mqtt_tls_probe.model import (
+    ErrorInfo,
+    Finding,
+    MqttInfo,
+    ProbeReport,
+    RoundtripInfo,
+    SatClaims,
+    StageResult,
+    Target,
+    TlsInfo,
+    TrustInfo,
+    TrustSource,
+)
+from mqtt_tls_probe.mqtt import Connack, MqttSession, connack_error, default_topic
+from mqtt_tls_probe.trust import TrustBundle, load_trust
+
+# How long to wait after a TLS 1.3 handshake for the server's verdict on the
+# client, in round trips measured by the TCP connect, and its floor in seconds.
+_VERDICT_ROUND_TRIPS = 4
+_VERDICT_FLOOR = 0.05
+
+
+def run_probe(config: ProbeConfig, now: datetime | None = None) -> ProbeReport:
+    """Probe one broker; ``now`` (default: the clock) dates every certificate check."""
+    return _Probe(config, now or datetime.now(UTC)).run()
+
+
+class _Probe:
+    def __init__(self, config: ProbeConfig, now: datetime) -> None:
+        self.config = config
+        self.now = now
+        self.results: list[StageResult] = []
+        self.error: ErrorInfo | None = None
+        self.warnings: list[Finding] = []
+        self.bundle = TrustBundle(TrustSource.NONE, "", ())
+        self.addresses: list[net.Address] = []
+        self.address: net.Address | None = None
+        self.tcp_seconds = 0.0
+        self.tcp_socket: socket.socket | None = None
+        self.tls_socket: ssl.SSLSocket | None = None
+        self.context: ssl.SSLContext | None = None
+        self.rejection: tls.CertificateRejected | None = None
+        self.tls_info: TlsInfo | None = None
+        self.chain: list[x509.Certificate] = []
+        self.mqtt_info: MqttInfo | None = None
+        self.roundtrip_info: RoundtripInfo | None = None
+        self.sat_claims: SatClaims | None = None
+        self.session: MqttSession | None = None
+
+    # --- orchestration ------------------------------------------------------
+
+    def run(self) -> ProbeReport:
+        stages: list[tuple[Stage, Callable[[], str]]] = [
+            (Stage.TRUST, self.trust),
+            (Stage.RESOLVE, self.resolve),
+            (Stage.TCP, self.tcp),
+            (Stage.TLS, self.handshake),
+            (Stage.VERIFY, self.verify),
+            (Stage.MQTT, self.mqtt),
+        ]
+        if self.config.roundtrip:
+            stages.append((Stage.ROUNDTRIP, self.roundtrip))
+        try:
+            for name, step in stages:
+                self._run_stage(name, step)
+        finally:
+            self._close()
+        return self._report()
+
+    def _run_stage(self, name: Stage, step: Callable[[], str]) -> None:
+        if self.error is not None:
+            self.results.append(
+                StageResult(name, ok=False, skipped=True, ms=None, detail="skipped")
+            )
+            return
+        started = time.perf_counter()
+        try:
+            detail = step()
+        except ProbeError as exc:
+            ms = (time.perf_counter() - started) * 1000
+            self.error = ErrorInfo(exc.stage, exc.kind, exc.message, exc.hint)
+            self.results.append(StageResult(name, ok=False, skipped=False, ms=ms, detail=exc.kind))
+            return
+        ms = (time.perf_counter() - started) * 1000
+        self.results.append(StageResult(name, ok=True, skipped=False, ms=ms, detail=detail))
+
+    def _report(self) -> ProbeReport:
+        c = self.config
+        trust = TrustInfo(
+            self.bundle.source,
+            self.bundle.location,
+            certinfo.describe_all(self.bundle.certificates, self.now, as_trust_anchor=True),
+        )
+        return ProbeReport(
+            target=Target(c.host, c.port, c.server_name),
+            verified=not c.trust.insecure,
+            trust=trust,
+            stages=tuple(self.results),
+            tls=self.tls_info,
+            chain=certinfo.describe_all(self.chain, self.now),
+            mqtt=self.mqtt_info,
+            roundtrip=self.roundtrip_info,
+            error=self.error,
+            warnings=tuple(self.warnings),
+        )
+
+    def _close(self) -> None:
+        if self.session is not None:
+            self.session.close()
+        for sock in (self.tls_socket, self.tcp_socket):
+            if sock is not None:
+                sock.close()
+
+    # --- stages ---------------------------------------------------------------
+
+    def trust(self) -> str:
+        self.bundle = load_trust(self.config.trust, self.config.timeout)
+        certs = self.bundle.certificates
+        if self.bundle.source is TrustSource.NONE:
+            return "none: --insecure, the server's certificate is not verified"
+        for cert in certs:
+            for finding in certinfo.certificate_findings(cert, self.now, as_trust_anchor=True):
+                if finding.code in ("expired", "expires_soon", "not_a_ca", "no_cert_sign"):
+                    self.warnings.append(
+                        Finding(
+                            f"trust_{finding.code}", f"Trusted CA {_cn(cert)}: {finding.message}."
+                        )
+                    )
+        names = "; ".join(_cn(c) for c in certs)
+        plural = "s" if len(certs) > 1 else ""
+        note = f", {self.bundle.note}" if self.bundle.note else ""
+        return f"{len(certs)} CA{plural} from {self.bundle.location}{note}: {names}"
+
+    def resolve(self) -> str:
+        c = self.config
+        self.addresses = net.resolve(c.host, c.port, c.timeout)
+        ips = ", ".join(dict.fromkeys(a.ip for a in self.addresses))
+        return ips if net.is_ip_literal(c.host) else f"{c.host} -> {ips}"
+
+    def tcp(self) -> str:
+        started = time.perf_counter()
+        self.tcp_socket, self.address = net.connect(self.addresses, self.config.timeout)
+        self.tcp_seconds = time.perf_counter() - started
+        return f"connected to {self.address}"
+
+    def _tls_connect(self) -> ssl.SSLSocket:
+        """TCP and the verifying handshake again, for the MQTT 3.1.1 retry."""
+        sock, _ = net.connect(
+            [self.address] if self.address else self.addresses, self.config.timeout
+        )
+        assert self.context is not None  # noqa: S101 (narrowing)
+        try:
+            return tls.handshake(sock, self.context, self.config.tls, self.config.timeout)
+        except tls.CertificateRejected as exc:
+            raise ProbeError(
+                ErrorKind.CONNECTION_DROPPED, f"The second TLS handshake failed: {exc}."
+            ) from exc
+
+    def handshake(self) -> str:
+        c = self.config
+        verifying = not c.trust.insecure
+        self.context = tls.build_context(self.bundle.pem() or None, c.tls, verify=verifying)
+        if verifying and not self.bundle.certificates:  # pragma: no cover (trust fails first)
+            raise ProbeError(ErrorKind.TRUST_BUNDLE_INVALID, "No CA to verify the server with.")
+        sock, self.tcp_socket = self.tcp_socket, None
+        assert sock is not None  # noqa: S101 (narrowing)
+        try:
+            self.tls_socket = tls.handshake(sock, self.context, c.tls, c.timeout)
+        except tls.CertificateRejected as exc:
+            self.rejection = exc
+            return "handshake stopped at the server's certificate (see verify)"
+        except ProbeError as exc:
+            raise self._maybe_not_tls(exc) from exc
+        window = min(c.timeout, max(_VERDICT_FLOOR, _VERDICT_ROUND_TRIPS * self.tcp_seconds))
+        tls.await_server_verdict(self.tls_socket, c.tls, window)
+        self.tls_info = tls.session_info(self.tls_socket)
+        detail = f"{self.tls_info.version} {self.tls_info.cipher}"
+        if self.tls_info.alpn:
+            detail += f", ALPN {self.tls_info.alpn}"
+        if c.tls.client:
+            detail += f", client certificate {c.tls.client.subject}"
+        return detail
+
+    def _maybe_not_tls(self, error: ProbeError) -> ProbeError:
+        """A closed or non-TLS answer: look at what the port says in cleartext."""
+        if error.kind not in (ErrorKind.PEER_CLOSED, ErrorKind.NOT_TLS) or self.address is None:
+            return error
+        seen = tls.sniff_cleartext(self.address, min(self.config.timeout, 2.0))
+        if seen is None:
+            return error
+        return ProbeError(
+            ErrorKind.NOT_TLS,
+            f"{self.address} does not speak TLS: {seen}.",
+            error.hint if error.kind is ErrorKind.NOT_TLS else None,
+        )
+
+    def verify(self) -> str:
+        c = self.config
+        anchors = self.bundle.certificates
+        if self.rejection is not None:
+            fetched = tls.fetch_chain(self.address, c.tls, c.timeout) if self.address else None
+            if fetched is not None:
+                self.chain, self.tls_info = fetched
+            raise verify.explain_rejection(
+                self.chain,
+                anchors,
+                c.server_name,
+                self.now,
+                verify_code=self.rejection.verify_code,
+                verify_message=self.rejection.verify_message,
+            )
+        assert self.tls_socket is not None  # noqa: S101 (narrowing)
+        self.chain = tls.peer_chain(self.tls_socket)
+        self.warnings.extend(verify.findings(self.chain, anchors, c.server_name, self.now))
+        if c.trust.insecure:
+            return self._unverified_detail()
+        leaf = self.chain[0] if self.chain else None
+        top = verify.build_path(self.chain, anchors).anchor if self.chain else None
+        by = f", issued under {_cn(top)}" if top is not None and top is not leaf else ""
+        return f"chain of {len(self.chain)} trusted for {c.server_name}{by}"
+
+    def _unverified_detail(self) -> str:
+        """Under --insecure: what verification would have said, as a warning."""
+        if not self.chain:
+            return "UNVERIFIED (--insecure): the server sent no certificate"
+        anchors = self.bundle.certificates or None  # None: no CA given, trust unknown
+        problem = verify.find_problem(self.chain, anchors, self.config.server_name, self.now)
+        if problem is None:
+            checked = "trust, validity and name" if anchors else "validity and name (no CA given)"
+            return f"UNVERIFIED (--insecure): the chain passes the checks of {checked}"
+        self.warnings.append(
+            Finding(
+                "unverified",
+                f"UNVERIFIED: verification would fail with {problem.kind}: {problem.message}",
+            )
+        )
+        return f"UNVERIFIED (--insecure): verification would fail with {problem.kind}"
+
+    def mqtt(self) -> str:
+        c = self.config
+        options = c.mqtt
+        if options.sat_token is not None:
+            self.sat_claims = sat.decode_claims(options.sat_token)
+            self.warnings.extend(sat.claim_findings(self.sat_claims, self.now))
+        sock, self.tls_socket = self.tls_socket, None
+        assert sock is not None  # noqa: S101 (narrowing)
+        self.session = MqttSession(sock, options, c.server_name, c.port)
+        connack = self.session.connect(c.timeout)
+        refused_v5: Connack | None = None
+        if connack.refuses_version and options.version == "5":
+            if options.sat_token is not None:
+                self._record_mqtt(connack, fallback=False)
+                raise ProbeError(
+                    ErrorKind.PROTOCOL_UNSUPPORTED,
+                    f"The broker refused MQTT 5 ({connack.code_text()}), and K8S-SAT "
+                    "authentication needs MQTT 5: MQTT 3.1.1 cannot carry the token.",
+                    "Use a broker listener that speaks MQTT 5 (Azure IoT Operations does).",
+                )
+            if c.version_fallback:
+                refused_v5 = connack
+                self.session.close()
+                retry_options = dataclasses.replace(options, version="3.1.1")
+                self.session = MqttSession(
+                    self._tls_connect(), retry_options, c.server_name, c.port
+                )
+                connack = self.session.connect(c.timeout)
+        self._record_mqtt(connack, fallback=refused_v5 is not None)
+        if not connack.accepted:
+            raise connack_error(connack)
+        detail = f"MQTT {connack.version} accepted (CONNACK {connack.code_text()})"
+        if refused_v5 is not None:
+            detail = f"MQTT 5 refused ({refused_v5.code_text()}); retried with 3.1.1: accepted"
+        if options.sat_token is not None:
+            detail += f", K8S-SAT authenticated ({self.session.auth_exchanges} AUTH exchange(s))"
+        return detail
+
+    def _record_mqtt(self, connack: Connack, *, fallback: bool) -> None:
+        self.mqtt_info = MqttInfo(
+            version=connack.version,
+            reason_code=connack.code,
+            reason=connack.reason,
+            fallback_from="5" if fallback else None,
+            properties=connack.properties,
+            sat=self.sat_claims,
+        )
+
+    def roundtrip(self) -> str:
+        c = self.config
+        assert self.session is not None  # noqa: S101 (narrowing)
+        topic = c.topic or default_topic(c.mqtt.client_id)
+        self.roundtrip_info = self.session.roundtrip(topic, c.timeout)
+        r = self.roundtrip_info
+        return (
+            f"{topic}: SUBACK {r.subscribe_ms:.1f} ms, PUBACK {r.publish_ms:.1f} ms, "
+            f"message back {r.receive_ms:.1f} ms after PUBLISH"
+        )
+
+
+def _cn(cert: x509.Certificate) -> str:
+    return certinfo.common_name(cert.subject) or certinfo.name_of(cert.subject)

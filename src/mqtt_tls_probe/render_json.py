@@ -1,0 +1,175 @@
+"""The JSON document of ``--output json``: exactly the contract's keys, plus documented additions.
+
+Rule: read the report, compute nothing. Additions to the contract (``roundtrip``,
+``warnings``, and extra certificate and MQTT fields) are listed in README.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from mqtt_tls_probe.certinfo import iso
+from mqtt_tls_probe.errors import ProbeError
+from mqtt_tls_probe.model import CertInfo, Finding, MqttInfo, ProbeReport
+
+if TYPE_CHECKING:
+    from mqtt_tls_probe.bundle import BundleReport
+    from mqtt_tls_probe.cluster_checks import ClusterReport
+    from mqtt_tls_probe.inspection import InspectionReport
+
+
+def report_json(report: ProbeReport) -> dict[str, Any]:
+    return {
+        "ok": report.ok,
+        "verified": report.verified,
+        "target": {
+            "host": report.target.host,
+            "port": report.target.port,
+            "server_name": report.target.server_name,
+        },
+        "trust": {
+            "source": str(report.trust.source),
+            "location": report.trust.location,
+            "certificates": [cert_json(c) for c in report.trust.certificates],
+        },
+        "stages": [
+            {
+                "name": str(s.name),
+                "ok": s.ok,
+                "skipped": s.skipped,
+                "ms": None if s.ms is None else round(s.ms, 2),
+                "detail": s.detail,
+            }
+            for s in report.stages
+        ],
+        "tls": asdict(report.tls) if report.tls else None,
+        "chain": [cert_json(c) for c in report.chain],
+        "mqtt": mqtt_json(report.mqtt) if report.mqtt else None,
+        "roundtrip": _roundtrip_json(report),
+        "error": (
+            {
+                "stage": str(report.error.stage),
+                "kind": str(report.error.kind),
+                "message": report.error.message,
+                "hint": report.error.hint,
+            }
+            if report.error
+            else None
+        ),
+        "warnings": findings_json(report.warnings),
+        "exit_code": report.exit_code,
+    }
+
+
+def cert_json(cert: CertInfo) -> dict[str, Any]:
+    return {
+        "subject": cert.subject,
+        "issuer": cert.issuer,
+        "serial": cert.serial,
+        "not_before": iso(cert.not_before),
+        "not_after": iso(cert.not_after),
+        "days_left": cert.days_left,
+        "sans": list(cert.sans),
+        "is_ca": cert.is_ca,
+        "key": cert.key,
+        "sha256": cert.sha256,
+        "signature_algorithm": cert.signature_algorithm,
+        "basic_constraints": cert.basic_constraints,
+        "key_usage": list(cert.key_usage),
+        "extended_key_usage": list(cert.extended_key_usage),
+        "ski": cert.ski,
+        "aki": cert.aki,
+        "self_signed": cert.self_signed,
+        "findings": findings_json(cert.findings),
+    }
+
+
+def findings_json(findings: tuple[Finding, ...] | list[Finding]) -> list[dict[str, str]]:
+    return [{"code": f.code, "message": f.message} for f in findings]
+
+
+def mqtt_json(info: MqttInfo) -> dict[str, Any]:
+    sat = None
+    if info.sat is not None:
+        sat = {
+            "aud": list(info.sat.audiences),
+            "sub": info.sat.subject,
+            "exp": iso(info.sat.expires) if info.sat.expires else None,
+            "iss": info.sat.issuer,
+        }
+    return {
+        "version": info.version,
+        "reason_code": info.reason_code,
+        "reason": info.reason,
+        "fallback_from": info.fallback_from,
+        "properties": dict(info.properties),
+        "sat": sat,
+    }
+
+
+def _roundtrip_json(report: ProbeReport) -> dict[str, Any] | None:
+    if report.roundtrip is None:
+        return None
+    r = report.roundtrip
+    return {
+        "topic": r.topic,
+        "subscribe_ms": _ms(r.subscribe_ms),
+        "publish_ms": _ms(r.publish_ms),
+        "receive_ms": _ms(r.receive_ms),
+    }
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+def error_json(error: ProbeError | None) -> dict[str, str] | None:
+    if error is None:
+        return None
+    return {
+        "stage": str(error.stage),
+        "kind": str(error.kind),
+        "message": error.message,
+        "hint": error.hint,
+    }
+
+
+def bundle_json(report: BundleReport) -> dict[str, Any]:
+    bundle = report.bundle
+    return {
+        "ok": report.error is None,
+        "source": str(bundle.source) if bundle else None,
+        "location": bundle.location if bundle else None,
+        "note": bundle.note if bundle and bundle.note else None,
+        "certificates": [cert_json(c) for c in report.certificates],
+        "error": error_json(report.error),
+        "exit_code": report.exit_code,
+    }
+
+
+def inspection_json(report: InspectionReport) -> dict[str, Any]:
+    return {
+        "ok": report.error is None,
+        "source": report.source,
+        "origin": report.origin,
+        "tls": asdict(report.tls) if report.tls else None,
+        "certificates": [cert_json(c) for c in report.certificates],
+        "warnings": findings_json(report.findings),
+        "error": error_json(report.error),
+        "exit_code": report.exit_code,
+    }
+
+
+def cluster_json(report: ClusterReport) -> dict[str, Any]:
+    return {
+        "ok": report.ok,
+        "status": str(report.status),
+        "namespace": report.namespace,
+        "origin": report.origin,
+        "checks": [
+            {"name": c.name, "status": str(c.status), "message": c.message, "hint": c.hint}
+            for c in report.checks
+        ],
+        "exit_code": report.exit_code,
+    }

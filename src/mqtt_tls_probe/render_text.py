@@ -1,0 +1,149 @@
+"""The text report: one line per stage, then the cause and the next step.
+
+Rule: read the report, compute nothing; return lines, print nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mqtt_tls_probe.certinfo import iso
+from mqtt_tls_probe.errors import ProbeError, Stage
+from mqtt_tls_probe.model import CertInfo, ProbeReport, StageResult
+
+if TYPE_CHECKING:
+    from mqtt_tls_probe.bundle import BundleReport
+    from mqtt_tls_probe.cluster_checks import ClusterReport
+    from mqtt_tls_probe.inspection import InspectionReport
+
+_NAME_WIDTH = max(len(s) for s in Stage)
+
+
+def render_report(report: ProbeReport, *, verbose: bool = False) -> list[str]:
+    t = report.target
+    host = f"[{t.host}]" if ":" in t.host else t.host
+    head = f"probe connect {host}:{t.port}"
+    if t.server_name != t.host:
+        head += f" (verifying the name {t.server_name})"
+    lines = [head]
+    lines += [_stage_line(s, report) for s in report.stages]
+    for warning in report.warnings:
+        lines.append(f"warning: {warning.message}")
+    if verbose:
+        lines += certificate_section("server chain, as sent (leaf first)", report.chain)
+        source = report.trust.location or str(report.trust.source)
+        lines += certificate_section(f"trust bundle ({source})", report.trust.certificates)
+    lines.append("")
+    if report.error is not None:
+        e = report.error
+        lines.append(f"FAILED at {e.stage}: {e.kind} (exit {report.exit_code})")
+        lines.append(f"cause: {e.message}")
+        lines.append(f"hint:  {e.hint}")
+    elif report.verified:
+        lines.append(
+            f"OK: {host}:{t.port} accepts MQTT over TLS, verified against {report.trust.location}."
+        )
+    else:
+        lines.append(
+            f"OK, but UNVERIFIED: {host}:{t.port} speaks MQTT over TLS; its "
+            "certificate was not verified (--insecure)."
+        )
+    return lines
+
+
+def _stage_line(stage: StageResult, report: ProbeReport) -> str:
+    if stage.skipped:
+        return f"  SKIP  {stage.name:<{_NAME_WIDTH}}"
+    mark = "PASS" if stage.ok else "FAIL"
+    if stage.ok and stage.name is Stage.VERIFY and not report.verified:
+        mark = "WARN"
+    ms = f"{stage.ms:8.1f} ms" if stage.ms is not None else " " * 11
+    return f"  {mark}  {stage.name:<{_NAME_WIDTH}} {ms}  {stage.detail}"
+
+
+def certificate_section(title: str, certs: Sequence[CertInfo]) -> list[str]:
+    lines = ["", f"{title}:"]
+    if not certs:
+        lines.append("  (none)")
+    for index, cert in enumerate(certs):
+        lines += certificate_lines(cert, index)
+    return lines
+
+
+def certificate_lines(cert: CertInfo, index: int) -> list[str]:
+    """The per-certificate view shared by connect -v, bundle and inspect."""
+    pad = "      "
+    left = f"{cert.days_left} days left" if cert.days_left >= 0 else "EXPIRED"
+    constraints = cert.basic_constraints or "no basicConstraints"
+    usage = ", ".join(cert.key_usage) or "-"
+    if cert.extended_key_usage:
+        usage += f"; extended: {', '.join(cert.extended_key_usage)}"
+    lines = [
+        f"  [{index}] {cert.subject}",
+        f"{pad}issuer      {cert.issuer}{'  (self-signed)' if cert.self_signed else ''}",
+        f"{pad}serial      {cert.serial}",
+        f"{pad}valid       {iso(cert.not_before)} to {iso(cert.not_after)} ({left})",
+        f"{pad}key         {cert.key}, signed with {cert.signature_algorithm}",
+        f"{pad}CA          {'yes' if cert.is_ca else 'no'} ({constraints})",
+        f"{pad}key usage   {usage}",
+    ]
+    if cert.sans:
+        lines.append(f"{pad}SANs        {', '.join(cert.sans)}")
+    lines.append(f"{pad}SKI         {cert.ski or '-'}")
+    lines.append(f"{pad}AKI         {cert.aki or '-'}")
+    lines.append(f"{pad}SHA-256     {cert.sha256}")
+    for finding in cert.findings:
+        lines.append(f"{pad}finding     {finding.message}")
+    return lines
+
+
+def render_bundle(report: BundleReport, written: Path | None = None) -> list[str]:
+    if report.error is not None or report.bundle is None:
+        return _failure_lines(report.error)
+    bundle = report.bundle
+    count = len(report.certificates)
+    lines = [f"trust bundle: {bundle.location} ({count} CA certificate{'s' if count > 1 else ''})"]
+    if bundle.note:
+        lines.append(f"note: {bundle.note}")
+    for index, cert in enumerate(report.certificates):
+        lines += certificate_lines(cert, index)
+    if written is not None:
+        lines += ["", f"wrote the bundle's PEM to {written}"]
+    return lines
+
+
+def render_inspection(report: InspectionReport) -> list[str]:
+    if report.error is not None:
+        return _failure_lines(report.error)
+    what = "chain sent by" if report.origin == "server" else "certificates in"
+    lines = [f"{what} {report.source} (not verified):"]
+    if report.tls is not None:
+        lines.append(f"  {report.tls.version} {report.tls.cipher}")
+    for index, cert in enumerate(report.certificates):
+        lines += certificate_lines(cert, index)
+    lines += [f"warning: {f.message}" for f in report.findings]
+    return lines
+
+
+def render_cluster(report: ClusterReport) -> list[str]:
+    origin = f" ({report.origin})" if report.origin else ""
+    lines = [f"probe cluster: namespace {report.namespace}{origin}"]
+    width = max(len(c.name) for c in report.checks)
+    for check in report.checks:
+        lines.append(f"  {check.status.upper():<8} {check.name:<{width}}  {check.message}")
+        if check.hint and check.status != "ok":
+            lines.append(f"  {'':<8} {'':<{width}}  hint: {check.hint}")
+    lines += ["", f"status: {report.status} (exit {report.exit_code})"]
+    return lines
+
+
+def _failure_lines(error: ProbeError | None) -> list[str]:
+    if error is None:  # pragma: no cover (reports without a result carry an error)
+        return ["FAILED"]
+    return [
+        f"FAILED: {error.kind} (exit {error.exit_code})",
+        f"cause: {error.message}",
+        f"hint:  {error.hint}",
+    ]

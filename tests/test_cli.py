@@ -1,0 +1,80 @@
+"""The command line as a user meets it: help, demo, usage errors and bugs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from mqtt_tls_probe import cli
+
+from .conftest import probe
+
+COMMANDS = [
+    ["connect"],
+    ["bundle"],
+    ["inspect"],
+    ["certs", "init"],
+    ["broker"],
+    ["cluster"],
+    ["demo"],
+]
+
+
+def test_demo_runs_every_stage_in_a_subprocess() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "mqtt_tls_probe", "demo"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for name in ("trust", "resolve", "tcp", "tls", "verify", "mqtt", "roundtrip"):
+        assert f"PASS  {name}" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_help_describes_every_command_with_an_example() -> None:
+    top = probe("--help")
+    assert top.exit_code == 0
+    assert "Example" in top.stdout
+    for command in COMMANDS:
+        result = probe(*command, "--help")
+        assert result.exit_code == 0, command
+        assert "Example" in result.stdout, command
+
+
+def test_usage_errors_exit_2_without_output_on_stdout(tmp_path: pytest.TempPathFactory) -> None:
+    for args in (
+        ["connect", "--mqtt-version", "4"],
+        ["connect", "--cert", "only-a-cert.pem"],
+        ["connect", "--sat-file", "t", "--mqtt-version", "3.1.1"],
+        ["connect", "host:1:2:x"],
+        ["connect", "host:80", "--port", "81"],
+        ["nonsense"],
+    ):
+        result = probe(*args)
+        assert result.exit_code == 2, args
+        assert result.stdout == "", args
+
+
+def test_a_bug_exits_1_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("mqtt_tls_probe.probe.run_probe", broken)
+    monkeypatch.setattr(sys, "argv", ["probe", "connect", "--insecure"])
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    assert exited.value.code == 1
+    err = capsys.readouterr().err
+    assert "internal error: RuntimeError: boom" in err
+    assert "Traceback" not in err
+    monkeypatch.setattr(sys, "argv", ["probe", "connect", "--insecure", "-v"])
+    with pytest.raises(SystemExit):
+        cli.main()
+    assert "Traceback" in capsys.readouterr().err

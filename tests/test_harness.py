@@ -1,0 +1,53 @@
+"""The harness broker: ephemeral ports, TLS with the PKI's CA, clean shutdown."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from pathlib import Path
+
+import pytest
+
+from mqtt_tls_probe.harness import BackgroundBroker
+from mqtt_tls_probe.pki import PkiFiles, init_pki
+
+
+def _tls_handshake(port: int, ca_file: Path) -> str:
+    context = ssl.create_default_context(cafile=str(ca_file))
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as sock,
+        context.wrap_socket(sock, server_hostname="localhost") as tls,
+    ):
+        return str(tls.version())
+
+
+def test_starts_on_an_ephemeral_port_and_frees_it(pki: PkiFiles, tmp_path: Path) -> None:
+    broker = BackgroundBroker(pki, port=0)
+    handle = broker.start()
+    try:
+        assert handle.port != 0
+        assert handle.ca_file == pki.ca_cert
+        assert _tls_handshake(handle.port, pki.ca_cert).startswith("TLSv1.")
+        # Negative control: a client trusting another CA is refused.
+        other = init_pki(tmp_path / "other")
+        with pytest.raises(ssl.SSLCertVerificationError):
+            _tls_handshake(handle.port, other.ca_cert)
+    finally:
+        broker.stop()
+    with socket.socket() as again:
+        again.bind(("127.0.0.1", handle.port))  # the port is free once stopped
+    with socket.socket() as client:
+        client.settimeout(2)
+        assert client.connect_ex(("127.0.0.1", handle.port)) != 0
+
+
+def test_serves_ipv6_loopback(pki: PkiFiles) -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    with BackgroundBroker(pki, host="::1") as handle:
+        context = ssl.create_default_context(cafile=str(pki.ca_cert))
+        with (
+            socket.create_connection(("::1", handle.port), timeout=5) as sock,
+            context.wrap_socket(sock, server_hostname="::1"),
+        ):
+            pass
