@@ -8,6 +8,8 @@ import sys
 import pytest
 
 from mqtt_tls_probe import cli
+from mqtt_tls_probe.harness import BrokerHandle
+from mqtt_tls_probe.pki import PkiFiles
 
 from .conftest import probe
 
@@ -78,3 +80,39 @@ def test_a_bug_exits_1_with_one_line(
     with pytest.raises(SystemExit):
         cli.main()
     assert "Traceback" in capsys.readouterr().err
+
+
+_LOADED_HEAVY = """
+import sys
+from mqtt_tls_probe.cli import main
+sys.argv = ["probe", *sys.argv[1:]]
+try:
+    main()
+except SystemExit:
+    pass
+heavy = {"kubernetes", "amqtt", "pydantic", "yaml"}
+print(sorted(heavy & {name.split(".")[0] for name in sys.modules}), file=sys.stderr)
+"""
+
+
+def _heavy_modules(*args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", _LOADED_HEAVY, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return result.stderr.strip().splitlines()[-1]
+
+
+def test_connect_imports_neither_the_kubernetes_client_nor_amqtt(
+    harness: BrokerHandle, pki: PkiFiles
+) -> None:
+    assert _heavy_modules("connect", harness.address, "--ca-file", str(pki.ca_cert)) == "[]"
+    assert (
+        _heavy_modules("connect", harness.address, "--ca-file", str(pki.ca_cert), "-o", "json")
+        == "[]"
+    )
+    # The twin: reading the cluster does load the client (and fails here: no kubeconfig).
+    assert "kubernetes" in _heavy_modules("bundle")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
+import os
 import tempfile
 from pathlib import Path
 
@@ -30,7 +30,7 @@ def run_demo(timeout: float) -> tuple[ProbeReport, list[str]]:
                 port=handle.port,
                 trust=TrustOptions(ca_file=pki.ca_cert),
                 tls=TlsOptions(server_name="localhost"),
-                mqtt=MqttOptions(client_id=f"probe-demo-{secrets.token_hex(4)}"),
+                mqtt=MqttOptions(client_id=f"probe-demo-{os.urandom(4).hex()}"),
                 roundtrip=True,
                 timeout=timeout,
             )

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from cryptography import x509
 
-from mqtt_tls_probe import certinfo, net, sat, tls, verify
+from mqtt_tls_probe import certinfo, net, tls, verify
 from mqtt_tls_probe.config import ProbeConfig
 from mqtt_tls_probe.errors import ErrorKind, ProbeError, Stage
 from mqtt_tls_probe.model import (
@@ -261,6 +261,8 @@ class _Probe:
         c = self.config
         options = c.mqtt
         if options.sat_token is not None:
+            from mqtt_tls_probe import sat
+
             self.sat_claims = sat.decode_claims(options.sat_token)
             self.warnings.extend(sat.claim_findings(self.sat_claims, self.now))
         sock, self.tls_socket = self.tls_socket, None

@@ -1,0 +1,175 @@
+"""Cold start of ``probe connect`` next to peer MQTT clients, on one local TLS broker.
+
+    uv run python bench/bench_connect.py [--runs 20]
+
+Makes a PKI with ``probe certs init``, starts mosquitto with a TLS listener on
+127.0.0.1 (an ephemeral port, TCP_NODELAY), then runs each command ``--runs``
+times after two warm-ups and prints the median, p90 and minimum wall time:
+
+- ``probe connect --ca-file`` (text report), and with ``--output json``;
+- ``mosquitto_pub --cafile`` (Debian's mosquitto-clients), ``amqtt_pub``
+  (installed with amqtt), the MQTT.js CLI ``mqtt pub`` (npm, installed into
+  bench/.cache on first use), each publishing one QoS 0 message over TLS;
+- the import floor: a bare interpreter, and one that only imports typer,
+  paho-mqtt, ssl and cryptography.x509, the libraries ``probe connect`` needs.
+
+Bytecode is compiled first, as ``pip install`` does: where
+PYTHONDONTWRITEBYTECODE is set, nothing else would ever write it. Results go
+to bench/results/connect.json as well.
+"""
+
+from __future__ import annotations
+
+import argparse
+import compileall
+import contextlib
+import json
+import os
+import shlex
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = ROOT / "bench" / ".cache"
+RESULTS = ROOT / "bench" / "results"
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def mosquitto(certs: Path) -> Iterator[int]:
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    if not Path(binary).exists():
+        sys.exit("bench: mosquitto is needed (apt-get install mosquitto mosquitto-clients)")
+    port = free_port()
+    config = certs / "mosquitto.conf"
+    config.write_text(
+        f"user root\nlistener {port} 127.0.0.1\ncertfile {certs / 'server.crt'}\n"
+        f"keyfile {certs / 'server.key'}\nallow_anonymous true\nset_tcp_nodelay true\n"
+        "persistence false\nlog_dest none\n"
+    )
+    process = subprocess.Popen([binary, "-c", str(config)], stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.02)
+        else:
+            sys.exit("bench: mosquitto did not start")
+        yield port
+    finally:
+        process.terminate()
+        process.wait(5)
+
+
+def mqttjs() -> Path | None:
+    """The MQTT.js CLI, installed with npm into bench/.cache when npm is there."""
+    cli = CACHE / "mqttjs" / "node_modules" / ".bin" / "mqtt"
+    if cli.exists():
+        return cli
+    npm = shutil.which("npm")
+    if npm is None:
+        return None
+    print("bench: installing the MQTT.js CLI with npm (once)...", file=sys.stderr)
+    result = subprocess.run(
+        [npm, "install", "--prefix", str(CACHE / "mqttjs"), "--no-audit", "--no-fund", "mqtt@5"],
+        capture_output=True,
+        check=False,
+    )
+    return cli if result.returncode == 0 and cli.exists() else None
+
+
+def measure(command: list[str], runs: int) -> dict[str, float]:
+    times = []
+    for index in range(runs + 2):
+        started = time.perf_counter()
+        result = subprocess.run(command, capture_output=True, check=False, timeout=60)
+        elapsed = (time.perf_counter() - started) * 1000
+        if result.returncode != 0:
+            sys.exit(
+                f"bench: {' '.join(command)} failed:\n"
+                f"{result.stdout.decode()}{result.stderr.decode()}"
+            )
+        if index >= 2:  # two warm-ups: page cache, not bytecode (compiled above)
+            times.append(elapsed)
+    times.sort()
+    return {
+        "median_ms": round(statistics.median(times), 1),
+        "p90_ms": round(times[int(len(times) * 0.9) - 1], 1),
+        "min_ms": round(times[0], 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=20)
+    args = parser.parse_args()
+    compileall.compile_dir(sysconfig.get_paths()["purelib"], quiet=2)
+    compileall.compile_dir(ROOT / "src", quiet=2)
+    python = sys.executable
+    with tempfile.TemporaryDirectory(prefix="probe-bench-") as scratch:
+        certs = Path(scratch)
+        subprocess.run(
+            [BIN / "probe", "certs", "init", str(certs), "--force"], check=True, capture_output=True
+        )
+        ca = str(certs / "ca.crt")
+        with mosquitto(certs) as port:
+            target = f"127.0.0.1:{port}"
+            probe = f"{BIN / 'probe'} connect {target} --ca-file {ca}"
+            publish = "-t bench -m x"
+            commands = {
+                "probe connect (text)": probe,
+                "probe connect --output json": f"{probe} --output json",
+                "mosquitto_pub --cafile": (
+                    f"mosquitto_pub --cafile {ca} -h 127.0.0.1 -p {port} {publish}"
+                ),
+                "amqtt_pub": f"{BIN / 'amqtt_pub'} --url mqtts://{target} --ca-file {ca} {publish}",
+            }
+            cli = mqttjs()
+            if cli is not None:
+                commands["MQTT.js mqtt pub"] = (
+                    f"{cli} pub -h 127.0.0.1 -p {port} -l mqtts --cafile {ca} {publish}"
+                )
+            commands["floor: python -c pass"] = f"{python} -c pass"
+            commands["floor: import typer, paho, ssl, cryptography.x509"] = (
+                f"{python} -c 'import typer, paho.mqtt.client, ssl, cryptography.x509'"
+            )
+            results = {}
+            for name, line in commands.items():
+                command = shlex.split(line)
+                if shutil.which(command[0]) is None and not Path(command[0]).exists():
+                    print(f"{name:<52} (not installed, skipped)")
+                    continue
+                results[name] = measure(command, args.runs)
+                r = results[name]
+                print(
+                    f"{name:<52} median {r['median_ms']:7.1f} ms   "
+                    f"p90 {r['p90_ms']:7.1f}   min {r['min_ms']:7.1f}"
+                )
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    document = {
+        "runs": args.runs,
+        "python": sys.version.split()[0],
+        "cpus": os.cpu_count(),
+        "results": results,
+    }
+    (RESULTS / "connect.json").write_text(json.dumps(document, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
