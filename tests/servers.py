@@ -11,7 +11,7 @@ import contextlib
 import socket
 import ssl
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from mqtt_tls_probe.pki import CertAndKey
@@ -106,24 +106,29 @@ def tls_handler(context: ssl.SSLContext, after: Handler = hold) -> Handler:
         except (ssl.SSLError, OSError):
             conn.close()
             return
-        after(tls, stopping)
+        with tls:
+            after(tls, stopping)
 
     return handle
 
 
+def write_chain(directory: Path, chain: Sequence[CertAndKey]) -> tuple[Path, Path]:
+    """Files for a server that sends ``chain`` (leaf first): (certificates, key)."""
+    cert_file = directory / "tls-server-chain.pem"
+    key_file = directory / "tls-server.key"
+    cert_file.write_bytes(b"".join(pair.cert_pem() for pair in chain))
+    key_file.write_bytes(chain[0].key_pem())
+    return cert_file, key_file
+
+
 def server_context(
-    chain: list[CertAndKey] | CertAndKey,
-    directory: Path,
+    cert_file: Path,
+    key_file: Path,
     *,
     max_version: ssl.TLSVersion | None = None,
     client_ca: Path | None = None,
 ) -> ssl.SSLContext:
-    """A server context sending ``chain`` (leaf first); ``client_ca`` requires client certs."""
-    pairs = chain if isinstance(chain, list) else [chain]
-    cert_file = directory / "tls-server-chain.pem"
-    key_file = directory / "tls-server.key"
-    cert_file.write_bytes(b"".join(p.cert_pem() for p in pairs))
-    key_file.write_bytes(pairs[0].key_pem())
+    """A TLS server context; ``client_ca`` makes it require client certificates."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert_file, key_file)
     if max_version is not None:

@@ -74,6 +74,7 @@ def create_root_ca(
     key: ec.EllipticCurvePrivateKey | None = None,
     key_cert_sign: bool = True,
     ca: bool = True,
+    with_key_usage: bool = True,
 ) -> CertAndKey:
     """A self-signed root CA in the quickstart profile.
 
@@ -84,6 +85,7 @@ def create_root_ca(
         key: reuse a key (default: a new P-256 key).
         key_cert_sign: False makes a "CA" whose keyUsage forbids signing certificates.
         ca: False makes basicConstraints CA:FALSE (not a CA at all).
+        with_key_usage: False leaves keyUsage out, as plain ``openssl req -x509`` does.
     """
     key = key or new_private_key()
     start, end = _validity(not_before, days)
@@ -96,9 +98,11 @@ def create_root_ca(
         .not_valid_before(start)
         .not_valid_after(end)
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        .add_extension(_key_usage(cert_sign=key_cert_sign, digital_signature=not ca), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
     )
+    if with_key_usage:
+        usage = _key_usage(cert_sign=key_cert_sign, digital_signature=not ca)
+        builder = builder.add_extension(usage, critical=True)
     return CertAndKey(builder.sign(key, hashes.SHA256()), key)
 
 
@@ -134,11 +138,13 @@ def issue_server_certificate(
     *,
     days: float = QUICKSTART_CA_DAYS,
     not_before: datetime | None = None,
+    not_after: datetime | None = None,
     common_name: str | None = None,
 ) -> CertAndKey:
     """A TLS server certificate for ``names`` (DNS names or IP addresses).
 
-    ``issuer=None`` makes a self-signed leaf. Validity never outlasts the issuer.
+    ``issuer=None`` makes a self-signed leaf. Validity ends with ``days`` but
+    never outlasts the issuer, unless ``not_after`` says otherwise explicitly.
     """
     return _issue_leaf(
         issuer,
@@ -147,6 +153,7 @@ def issue_server_certificate(
         ExtendedKeyUsageOID.SERVER_AUTH,
         days=days,
         not_before=not_before,
+        not_after=not_after,
     )
 
 
@@ -171,11 +178,13 @@ def _issue_leaf(
     *,
     days: float,
     not_before: datetime | None,
+    not_after: datetime | None = None,
 ) -> CertAndKey:
     key = new_private_key()
     start, end = _validity(not_before, days)
     if issuer is not None:
         end = min(end, issuer.certificate.not_valid_after_utc)
+    end = not_after or end
     subject = _name(common_name)
     builder = (
         x509.CertificateBuilder()

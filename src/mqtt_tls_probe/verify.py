@@ -251,14 +251,16 @@ def _unanchored_reason(
     )
 
 
-def _key_ids(cert: x509.Certificate, stale: x509.Certificate) -> str:
-    aki = authority_key_id(cert)
-    ski = subject_key_id(stale)
+def _key_ids(top: x509.Certificate, stale: x509.Certificate) -> str:
+    # The key that signed the server's chain: the root's own when the server
+    # sent it, else what the top certificate says of its issuer.
+    server_key = subject_key_id(top) if is_self_signed(top) else authority_key_id(top)
+    bundle_key = subject_key_id(stale)
     parts = []
-    if aki:
-        parts.append(f"server's issuer key id {aki.hex()[:16]}")
-    if ski:
-        parts.append(f"bundle's key id {ski.hex()[:16]}")
+    if server_key:
+        parts.append(f"the server's CA key id {server_key.hex()[:16]}")
+    if bundle_key:
+        parts.append(f"the bundle's {bundle_key.hex()[:16]}")
     return ", ".join(parts) or "the signatures do not match"
 
 
