@@ -1,0 +1,281 @@
+"""A small Kubernetes API server for the tests: HTTPS on 127.0.0.1, a bearer token,
+the real paths, real object JSON and ``Status`` errors shaped as the API server
+shapes them. The official client reaches it through real kubeconfig files or the
+in-cluster files.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import ssl
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from mqtt_tls_probe.pki import create_root_ca, issue_server_certificate
+
+TOKEN = "probe-test-token"
+METADATA_ONLY = "as=PartialObjectMetadata"
+
+
+@dataclass
+class Request:
+    path: str
+    accept: str
+    authorized: bool
+
+
+@dataclass
+class FakeApiServer:
+    """Objects by API path; ``forbidden`` paths answer 403; the rest 404."""
+
+    directory: Path
+    objects: dict[str, dict[str, Any]] = field(default_factory=dict)
+    forbidden: set[str] = field(default_factory=set)
+    requests: list[Request] = field(default_factory=list)
+    identity: str = "system:serviceaccount:azure-iot-operations:probe"
+
+    def __post_init__(self) -> None:
+        self.ca = create_root_ca("kubernetes-ca")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        cert = self.directory / "apiserver.crt"
+        key = self.directory / "apiserver.key"
+        leaf = issue_server_certificate(self.ca, ["localhost", "127.0.0.1"])
+        cert.write_bytes(leaf.cert_pem() + self.ca.cert_pem())
+        key.write_bytes(leaf.key_pem())
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._httpd.daemon_threads = True
+        self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
+        self.port = self._httpd.server_address[1]
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+
+    # --- lifecycle ----------------------------------------------------------------
+
+    def __enter__(self) -> FakeApiServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(5)
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    # --- objects ------------------------------------------------------------------
+
+    def add_configmap(
+        self,
+        namespace: str,
+        name: str,
+        data: dict[str, str] | None = None,
+        binary_data: dict[str, bytes] | None = None,
+    ) -> None:
+        body: dict[str, Any] = {
+            "kind": "ConfigMap",
+            "apiVersion": "v1",
+            "metadata": _metadata(namespace, name),
+            "data": data or {},
+        }
+        if binary_data:
+            body["binaryData"] = {k: base64.b64encode(v).decode() for k, v in binary_data.items()}
+        self.objects[f"/api/v1/namespaces/{namespace}/configmaps/{name}"] = body
+
+    def add_secret(self, namespace: str, name: str) -> None:
+        self.objects[f"/api/v1/namespaces/{namespace}/secrets/{name}"] = {
+            "kind": "Secret",
+            "apiVersion": "v1",
+            "metadata": _metadata(namespace, name),
+            "type": "kubernetes.io/tls",
+            "data": {"tls.key": base64.b64encode(b"PRIVATE KEY MATERIAL").decode()},
+        }
+
+    def add_issuer(
+        self,
+        namespace: str,
+        name: str,
+        secret_name: str,
+        ready: str = "True",
+        reason: str = "KeyPairVerified",
+        message: str = "Signing CA verified",
+    ) -> None:
+        conditions = [{"type": "Ready", "status": ready, "reason": reason, "message": message}]
+        self.objects[f"/apis/cert-manager.io/v1/namespaces/{namespace}/issuers/{name}"] = {
+            "kind": "Issuer",
+            "apiVersion": "cert-manager.io/v1",
+            "metadata": _metadata(namespace, name),
+            "spec": {"ca": {"secretName": secret_name}},
+            "status": {"conditions": conditions} if ready else {},
+        }
+
+    def secret_data_requested(self) -> bool:
+        """True when any request for a Secret asked for more than its metadata."""
+        return any("/secrets/" in r.path and METADATA_ONLY not in r.accept for r in self.requests)
+
+    # --- client configuration ---------------------------------------------------------
+
+    def kubeconfig(
+        self,
+        path: Path,
+        *,
+        current: str | None = "aio",
+        contexts: dict[str, str] | None = None,
+        ca_pem: bytes | None = None,
+        server: str | None = None,
+    ) -> Path:
+        """A kubeconfig (JSON is YAML) whose contexts map to tokens; "aio" uses the good one."""
+        contexts = contexts if contexts is not None else {"aio": TOKEN}
+        ca_data = base64.b64encode(ca_pem or self.ca.cert_pem()).decode()
+        document: dict[str, Any] = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "fake",
+                    "cluster": {
+                        "server": server or self.url,
+                        "certificate-authority-data": ca_data,
+                    },
+                }
+            ],
+            "users": [{"name": f"user-{n}", "user": {"token": t}} for n, t in contexts.items()],
+            "contexts": [
+                {"name": n, "context": {"cluster": "fake", "user": f"user-{n}"}} for n in contexts
+            ],
+        }
+        if current is not None:
+            document["current-context"] = current
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(document))
+        return path
+
+    def service_account_dir(self, path: Path) -> Path:
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "token").write_text(TOKEN)
+        (path / "ca.crt").write_bytes(self.ca.cert_pem())
+        return path
+
+
+def _resource(name: str, kind: str) -> dict[str, Any]:
+    return {"name": name, "singularName": kind.lower(), "namespaced": True, "kind": kind,
+            "verbs": ["get", "list"]}  # fmt: skip
+
+
+_DISCOVERY: dict[str, dict[str, Any]] = {
+    "/api": {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []},
+    "/apis": {
+        "kind": "APIGroupList",
+        "apiVersion": "v1",
+        "groups": [
+            {
+                "name": "cert-manager.io",
+                "versions": [{"groupVersion": "cert-manager.io/v1", "version": "v1"}],
+                "preferredVersion": {"groupVersion": "cert-manager.io/v1", "version": "v1"},
+            }
+        ],
+    },
+    "/api/v1": {
+        "kind": "APIResourceList",
+        "groupVersion": "v1",
+        "resources": [_resource("configmaps", "ConfigMap"), _resource("secrets", "Secret")],
+    },
+    "/apis/cert-manager.io/v1": {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": "cert-manager.io/v1",
+        "resources": [_resource("issuers", "Issuer")],
+    },
+}
+
+
+def _metadata(namespace: str, name: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "namespace": namespace,
+        "uid": "0b7e7c1e-5b2a-4a7e-9a57-1c2d3e4f5a6b",
+        "resourceVersion": "4242",
+        "creationTimestamp": "2026-11-20T10:00:00Z",
+    }
+
+
+def _status(code: int, reason: str, message: str, details: dict[str, str] | None) -> bytes:
+    body: dict[str, Any] = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
+    if details is not None:
+        body["details"] = details
+    return json.dumps(body).encode()
+
+
+def _handler(api: FakeApiServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            del format, args  # quiet
+
+        def do_GET(self) -> None:
+            scheme, _, token = self.headers.get("Authorization", "").partition(" ")
+            # The scheme is case-insensitive (RFC 7235); the in-cluster loader sends "bearer".
+            authorized = scheme.lower() == "bearer" and token == TOKEN
+            accept = self.headers.get("Accept", "")
+            api.requests.append(Request(self.path, accept, authorized))
+            code, body = self._answer(authorized, accept)
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _answer(self, authorized: bool, accept: str) -> tuple[int, bytes]:
+            if not authorized:
+                return 401, _status(401, "Unauthorized", "Unauthorized", None)
+            path = self.path.split("?")[0]
+            if path in _DISCOVERY:  # what kubectl reads before any GET
+                return 200, json.dumps(_DISCOVERY[path]).encode()
+            resource, name, namespace = _parse(self.path)
+            if self.path in api.forbidden:
+                message = (
+                    f'{resource} "{name}" is forbidden: User "{api.identity}" cannot get '
+                    f'resource "{resource}" in API group "{_group(self.path)}" in the '
+                    f'namespace "{namespace}"'
+                )
+                return 403, _status(403, "Forbidden", message, {"name": name, "kind": resource})
+            found = api.objects.get(self.path)
+            if found is None:
+                message = f'{resource} "{name}" not found'
+                return 404, _status(404, "NotFound", message, {"name": name, "kind": resource})
+            if METADATA_ONLY in accept:
+                found = {
+                    "kind": "PartialObjectMetadata",
+                    "apiVersion": "meta.k8s.io/v1",
+                    "metadata": found["metadata"],
+                }
+            return 200, json.dumps(found).encode()
+
+    return Handler
+
+
+def _parse(path: str) -> tuple[str, str, str]:
+    parts = path.split("?", maxsplit=1)[0].strip("/").split("/")
+    namespace = parts[parts.index("namespaces") + 1] if "namespaces" in parts else ""
+    if len(parts) < 2:
+        return parts[0], "", namespace
+    return parts[-2], parts[-1], namespace
+
+
+def _group(path: str) -> str:
+    return path.split("/")[2] if path.startswith("/apis/") else ""
