@@ -301,7 +301,8 @@ def connect(
             client=client,
         ),
         mqtt=MqttOptions(
-            client_id=client_id or f"probe-{os.urandom(4).hex()}",  # os: secrets costs 8 ms
+            # os.urandom: secrets would cost 8 ms; "" asks an MQTT 5 broker to assign one.
+            client_id=f"probe-{os.urandom(4).hex()}" if client_id is None else client_id,
             version=(mqtt_version or MqttVersion.V5).value,
             username=username,
             password=password,

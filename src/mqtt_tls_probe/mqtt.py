@@ -103,15 +103,30 @@ class Connack:
         return f"{text}, in MQTT 3.1.1 form" if self.answered_in_v311 else text
 
 
-def connack_error(connack: Connack) -> ProbeError:
-    """The ``mqtt`` stage failure for a refused CONNACK."""
+def connack_error(connack: Connack, options: MqttOptions) -> ProbeError:
+    """The ``mqtt`` stage failure for a refused CONNACK; the hint fits how the client signed in."""
     if connack.version == "5" and not connack.answered_in_v311:
         kind = _V5_KINDS.get(connack.code, ErrorKind.SERVER_UNAVAILABLE)
     else:
         kind = _V311_CODES.get(connack.code, ("", ErrorKind.SERVER_UNAVAILABLE))[1]
     said = f"The broker refused the MQTT {connack.version} CONNECT: {connack.code_text()}"
     detail = connack.properties.get("reason_string")
-    return ProbeError(kind, said + (f", saying {detail!r}." if detail else "."))
+    hint = None
+    if kind in (ErrorKind.NOT_AUTHORIZED, ErrorKind.BAD_CREDENTIALS):
+        if options.sat_token is not None:
+            hint = (
+                "The broker did not accept the service account token: create a current one "
+                f"(kubectl create token SA -n {aio.NAMESPACE} --audience {aio.SAT_AUDIENCE}) "
+                "and check that the listener's BrokerAuthentication admits that service account."
+            )
+        elif options.username is None:
+            hint = "The broker refuses anonymous clients: pass --username and --password-file."
+        else:
+            hint = (
+                f"Check the password of {options.username!r} (--password-file or "
+                "$PROBE_MQTT_PASSWORD) and the broker's authorization rules for it."
+            )
+    return ProbeError(kind, said + (f", saying {detail!r}." if detail else "."), hint)
 
 
 class _PahoOnSocket(paho.Client):
@@ -122,6 +137,7 @@ class _PahoOnSocket(paho.Client):
         self._probe_socket: ssl.SSLSocket | None = sock
         self._sat_token = sat_token
         self.raw_connack: bytes | None = None
+        self.broker_disconnect: int | None = None  # reason code of a DISCONNECT it sent
         self.auth_exchanges = 0
 
     def _create_socket(self) -> Any:
@@ -133,6 +149,12 @@ class _PahoOnSocket(paho.Client):
     def _handle_connack(self) -> MQTTErrorCode:
         self.raw_connack = bytes(self._in_packet["packet"])
         return super()._handle_connack()
+
+    def _handle_disconnect(self) -> None:
+        # paho reports a lost connection and a broker's DISCONNECT alike; keep the latter.
+        packet = self._in_packet["packet"]
+        self.broker_disconnect = packet[0] if packet else 0
+        super()._handle_disconnect()
 
     def release(self) -> None:
         """Close the socket and paho's wake-up socket pair (a loop() creates it)."""
@@ -179,8 +201,6 @@ class MqttSession:
             reconnect_on_failure=False,
         )
         self._client.suppress_exceptions = False
-        self._disconnect_reason: str | None = None
-        self._client.on_disconnect = self._on_disconnect
         if options.username is not None:
             # paho sends bytes as they are (MQTT passwords are binary data).
             self._client.username_pw_set(options.username, options.password)  # type: ignore[arg-type]
@@ -188,10 +208,6 @@ class MqttSession:
     @property
     def auth_exchanges(self) -> int:
         return self._client.auth_exchanges
-
-    def _on_disconnect(self, _c: Any, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
-        if self._version == "5" and reason.value != 0 and reason.value < 0x100:
-            self._disconnect_reason = f"0x{reason.value:02X} {reason.getName()}"
 
     def connect(self, timeout: float) -> Connack:
         """Send CONNECT and wait for CONNACK; a refusal is returned, not raised.
@@ -296,7 +312,11 @@ class MqttSession:
             ),
             "before the message came back",
         )
+        # Leave nothing unread before DISCONNECT: closing on unread data resets
+        # the connection, and the broker would log an abrupt client instead.
+        client.on_unsubscribe = lambda *_args: acks.setdefault("unsuback", True)
         client.unsubscribe(topic)
+        self._settle(lambda: "unsuback" in acks, _POLL)
         return RoundtripInfo(
             topic=topic,
             subscribe_ms=(subscribed - started) * 1000,
@@ -331,6 +351,13 @@ class MqttSession:
             if rc != MQTTErrorCode.MQTT_ERR_SUCCESS and not done():
                 raise self._dropped(when)
 
+    def _settle(self, done: Callable[[], bool], seconds: float) -> None:
+        """Give the broker a moment to answer; the outcome is already known, so never fail."""
+        deadline = time.monotonic() + seconds
+        while not done() and (remaining := deadline - time.monotonic()) > 0:
+            if self._client.loop(timeout=remaining) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                return
+
     def _dropped(self, when: str) -> ProbeError:
         tls_error = getattr(self._sock, "last_tls_error", None)
         if tls_error is not None:
@@ -341,7 +368,11 @@ class MqttSession:
             return classify_handshake_error(
                 tls_error, TlsOptions(self._server_name), 0, after_handshake=True
             )
-        said = f": it sent DISCONNECT {self._disconnect_reason}" if self._disconnect_reason else ""
+        code = self._client.broker_disconnect
+        said = ""
+        if code is not None:
+            name = ReasonCode(PacketTypes.DISCONNECT, identifier=code).getName()
+            said = f": it sent DISCONNECT 0x{code:02X} {name}"
         return ProbeError(
             ErrorKind.CONNECTION_DROPPED,
             f"The broker closed the connection {when}{said}.",

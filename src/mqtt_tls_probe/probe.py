@@ -289,7 +289,7 @@ class _Probe:
                 connack = self.session.connect(c.timeout)
         self._record_mqtt(connack, fallback=refused_v5 is not None)
         if not connack.accepted:
-            raise connack_error(connack)
+            raise connack_error(connack, options)
         detail = f"MQTT {connack.version} accepted (CONNACK {connack.code_text()})"
         if refused_v5 is not None:
             detail = f"MQTT 5 refused ({refused_v5.code_text()}); retried with 3.1.1: accepted"
