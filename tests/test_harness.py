@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import queue
+import signal
 import socket
 import ssl
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -51,3 +56,49 @@ def test_serves_ipv6_loopback(pki: PkiFiles) -> None:
             context.wrap_socket(sock, server_hostname="::1"),
         ):
             pass
+
+
+def _first_lines(process: subprocess.Popen[str], count: int, timeout: float) -> list[str]:
+    """The first lines of a process's stdout, waiting at most ``timeout`` seconds."""
+    lines: queue.Queue[str] = queue.Queue()
+    assert process.stdout is not None
+    stream = process.stdout
+    threading.Thread(
+        target=lambda: [lines.put(stream.readline()) for _ in range(count)], daemon=True
+    ).start()
+    return [lines.get(timeout=timeout) for _ in range(count)]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_probe_broker_command_stops_cleanly(tmp_path: Path, signum: signal.Signals) -> None:
+    """probe broker creates its PKI, says where it listens, and shuts down on a signal."""
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mqtt_tls_probe",
+            "broker",
+            "--port",
+            "0",
+            "--certs",
+            str(tmp_path / "c"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lines = _first_lines(process, 3, timeout=20)
+        listening = next(line for line in lines if "listening on mqtts://" in line)
+        port = int(listening.rsplit(":", 1)[1])
+        assert f"clients must trust: {tmp_path / 'c' / 'ca.crt'}" in "".join(lines)
+        assert _tls_handshake(port, tmp_path / "c" / "ca.crt").startswith("TLSv1.")
+        process.send_signal(signum)
+        out, err = process.communicate(timeout=15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=5)
+    assert process.returncode == 0, err
+    assert "harness broker stopped" in out
+    assert "Traceback" not in err

@@ -55,7 +55,7 @@ def render_report(report: ProbeReport, *, verbose: bool = False) -> list[str]:
 
 def _stage_line(stage: StageResult, report: ProbeReport) -> str:
     if stage.skipped:
-        return f"  SKIP  {stage.name:<{_NAME_WIDTH}}"
+        return f"  SKIP  {stage.name}"
     mark = "PASS" if stage.ok else "FAIL"
     if stage.ok and stage.name is Stage.VERIFY and not report.verified:
         mark = "WARN"
