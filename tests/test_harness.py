@@ -63,9 +63,12 @@ def _first_lines(process: subprocess.Popen[str], count: int, timeout: float) -> 
     lines: queue.Queue[str] = queue.Queue()
     assert process.stdout is not None
     stream = process.stdout
-    threading.Thread(
-        target=lambda: [lines.put(stream.readline()) for _ in range(count)], daemon=True
-    ).start()
+
+    def read() -> None:
+        for _ in range(count):
+            lines.put(stream.readline())
+
+    threading.Thread(target=read, daemon=True).start()
     return [lines.get(timeout=timeout) for _ in range(count)]
 
 
