@@ -21,24 +21,22 @@ The target is a median within 1.5 times the recipe's.
 
 from __future__ import annotations
 
-import argparse
-import compileall
-import json
 import shlex
 import shutil
 import subprocess
 import sys
-import sysconfig
 import tempfile
 from pathlib import Path
 
-from bench_connect import BIN, CACHE, RESULTS, ROOT, measure
+from timing import CACHE, ROOT, compile_bytecode, measure_all, runs_from_argv, write_results
 
 sys.path.insert(0, str(ROOT))
 from tests.kube_api import FakeApiServer
 
 from mqtt_tls_probe.aio import NAMESPACE, TRUST_BUNDLE_CONFIGMAP
 from mqtt_tls_probe.pki import create_root_ca
+
+RECIPE = "kubectl | jq | openssl"
 
 
 def kubectl() -> str | None:
@@ -59,12 +57,10 @@ def kubectl() -> str | None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=20)
-    args = parser.parse_args()
-    compileall.compile_dir(sysconfig.get_paths()["purelib"], quiet=2)
-    compileall.compile_dir(ROOT / "src", quiet=2)
+    runs = runs_from_argv(__doc__.splitlines()[0])
+    compile_bytecode()
     python = sys.executable
+    probe = Path(sys.executable).parent / "probe"
     with tempfile.TemporaryDirectory(prefix="probe-bench-") as scratch:
         directory = Path(scratch)
         ca = create_root_ca()
@@ -72,9 +68,7 @@ def main() -> None:
         with FakeApiServer(directory / "api") as api:
             api.add_configmap(NAMESPACE, TRUST_BUNDLE_CONFIGMAP, {"ca.crt": ca.cert_pem().decode()})
             config = api.kubeconfig(directory / "kubeconfig")
-            commands = {
-                "probe bundle (cluster)": f"{BIN / 'probe'} bundle --kubeconfig {config}",
-            }
+            commands = {"probe bundle (cluster)": f"{probe} bundle --kubeconfig {config}"}
             kube = kubectl()
             if kube is not None and shutil.which("jq") and shutil.which("openssl"):
                 recipe = (
@@ -82,33 +76,20 @@ def main() -> None:
                     f"-n {NAMESPACE} -o json | jq -r '.data[\"ca.crt\"]' "
                     "| openssl x509 -text -noout"
                 )
-                commands["kubectl | jq | openssl"] = f"bash -o pipefail -c {shlex.quote(recipe)}"
+                commands[RECIPE] = f"bash -o pipefail -c {shlex.quote(recipe)}"
             else:
                 print("bench: kubectl, jq or openssl missing: the recipe is not timed")
             commands["floor: probe bundle --ca-file"] = (
-                f"{BIN / 'probe'} bundle --ca-file {directory / 'ca.crt'}"
+                f"{probe} bundle --ca-file {directory / 'ca.crt'}"
             )
             commands["floor: import the kubeconfig loader"] = (
                 f"{python} -c 'import kubernetes.config.kube_config'"
             )
-            results = {}
-            for name, line in commands.items():
-                results[name] = measure(shlex.split(line), args.runs)
-                r = results[name]
-                print(
-                    f"{name:<40} median {r['median_ms']:7.1f} ms   "
-                    f"p90 {r['p90_ms']:7.1f}   min {r['min_ms']:7.1f}"
-                )
-    if "kubectl | jq | openssl" in results:
-        ratio = (
-            results["probe bundle (cluster)"]["median_ms"]
-            / results["kubectl | jq | openssl"]["median_ms"]
-        )
+            results = measure_all(commands, runs)
+    if RECIPE in results:
+        ratio = results["probe bundle (cluster)"]["median_ms"] / results[RECIPE]["median_ms"]
         print(f"probe bundle / recipe: {ratio:.2f} (target: 1.5 or less)")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "bundle.json").write_text(
-        json.dumps({"runs": args.runs, "results": results}, indent=2)
-    )
+    write_results("bundle", runs, results)
 
 
 if __name__ == "__main__":

@@ -20,27 +20,17 @@ to bench/results/connect.json as well.
 
 from __future__ import annotations
 
-import argparse
-import compileall
 import contextlib
-import json
-import os
-import shlex
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-CACHE = ROOT / "bench" / ".cache"
-RESULTS = ROOT / "bench" / "results"
-BIN = Path(sys.executable).parent
+from timing import BIN, CACHE, compile_bytecode, measure_all, runs_from_argv, write_results
 
 
 def free_port() -> int:
@@ -94,39 +84,14 @@ def mqttjs() -> Path | None:
     return cli if result.returncode == 0 and cli.exists() else None
 
 
-def measure(command: list[str], runs: int) -> dict[str, float]:
-    times = []
-    for index in range(runs + 2):
-        started = time.perf_counter()
-        result = subprocess.run(command, capture_output=True, check=False, timeout=60)
-        elapsed = (time.perf_counter() - started) * 1000
-        if result.returncode != 0:
-            sys.exit(
-                f"bench: {' '.join(command)} failed:\n"
-                f"{result.stdout.decode()}{result.stderr.decode()}"
-            )
-        if index >= 2:  # two warm-ups: page cache, not bytecode (compiled above)
-            times.append(elapsed)
-    times.sort()
-    return {
-        "median_ms": round(statistics.median(times), 1),
-        "p90_ms": round(times[int(len(times) * 0.9) - 1], 1),
-        "min_ms": round(times[0], 1),
-    }
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=20)
-    args = parser.parse_args()
-    compileall.compile_dir(sysconfig.get_paths()["purelib"], quiet=2)
-    compileall.compile_dir(ROOT / "src", quiet=2)
+    runs = runs_from_argv(__doc__.splitlines()[0])
+    compile_bytecode()
     python = sys.executable
     with tempfile.TemporaryDirectory(prefix="probe-bench-") as scratch:
         certs = Path(scratch)
-        subprocess.run(
-            [BIN / "probe", "certs", "init", str(certs), "--force"], check=True, capture_output=True
-        )
+        init = [str(BIN / "probe"), "certs", "init", str(certs), "--force"]
+        subprocess.run(init, check=True, capture_output=True)
         ca = str(certs / "ca.crt")
         with mosquitto(certs) as port:
             target = f"127.0.0.1:{port}"
@@ -149,26 +114,8 @@ def main() -> None:
             commands["floor: import typer, paho, ssl, cryptography.x509"] = (
                 f"{python} -c 'import typer, paho.mqtt.client, ssl, cryptography.x509'"
             )
-            results = {}
-            for name, line in commands.items():
-                command = shlex.split(line)
-                if shutil.which(command[0]) is None and not Path(command[0]).exists():
-                    print(f"{name:<52} (not installed, skipped)")
-                    continue
-                results[name] = measure(command, args.runs)
-                r = results[name]
-                print(
-                    f"{name:<52} median {r['median_ms']:7.1f} ms   "
-                    f"p90 {r['p90_ms']:7.1f}   min {r['min_ms']:7.1f}"
-                )
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    document = {
-        "runs": args.runs,
-        "python": sys.version.split()[0],
-        "cpus": os.cpu_count(),
-        "results": results,
-    }
-    (RESULTS / "connect.json").write_text(json.dumps(document, indent=2) + "\n")
+            results = measure_all(commands, runs)
+    write_results("connect", runs, results)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,10 @@ def _connect(address: str, pki: PkiFiles, *args: str) -> tuple[int, dict[str, An
     return probe_json("connect", address, "--ca-file", str(pki.ca_cert), *args)
 
 
+def _client(cert: Path, key: Path) -> tuple[str, ...]:
+    return ("--cert", str(cert), "--key", str(key))
+
+
 def _error(document: dict[str, Any]) -> dict[str, str]:
     error = document["error"]
     assert isinstance(error, dict)
@@ -161,7 +165,9 @@ def test_client_certificate_required_tls13(
     with mosquitto(tmp_path, mtls_listener) as port:
         code, doc = _connect(f"127.0.0.1:{port}", pki)
         ok_code, ok = _connect(
-            f"127.0.0.1:{port}", pki, "--cert", str(pki.client_cert), "--key", str(pki.client_key)
+            f"127.0.0.1:{port}",
+            pki,
+            *_client(pki.client_cert, pki.client_key),
         )
     assert code == 5
     assert _error(doc)["kind"] == "client_cert_required"
@@ -183,10 +189,7 @@ def test_client_certificate_rejected_tls13(
         code, doc = _connect(
             f"127.0.0.1:{port}",
             pki,
-            "--cert",
-            str(stranger.client_cert),
-            "--key",
-            str(stranger.client_key),
+            *_client(stranger.client_cert, stranger.client_key),
         )
     assert code == 5
     assert _error(doc)["kind"] == "client_cert_rejected"
@@ -204,10 +207,7 @@ def test_client_certificate_required_tls12(pki: PkiFiles, tmp_path: Path) -> Non
             pki,
             "--timeout",
             "1",
-            "--cert",
-            str(pki.client_cert),
-            "--key",
-            str(pki.client_key),
+            *_client(pki.client_cert, pki.client_key),
         )
     assert code == 5
     assert _error(doc)["kind"] == "client_cert_required"
@@ -224,7 +224,7 @@ def test_client_certificate_rejected_tls12(pki: PkiFiles, tmp_path: Path) -> Non
         pki.server_cert, pki.server_key, max_version=ssl.TLSVersion.TLSv1_2, client_ca=pki.ca_cert
     )
     with TcpServer(tls_handler(context)) as server:
-        args = ("--cert", str(tmp_path / "c.crt"), "--key", str(tmp_path / "c.key"))
+        args = _client(tmp_path / "c.crt", tmp_path / "c.key")
         code, doc = _connect(server.address, pki, "--timeout", "1", *args)
     assert code == 5
     assert _error(doc)["kind"] == "client_cert_rejected"
