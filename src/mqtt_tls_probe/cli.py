@@ -59,6 +59,12 @@ class TlsMin(StrEnum):
 
 # --- options shared by several commands --------------------------------------
 
+
+def _aio_option(flag: str, help_text: str, envvar: str) -> Any:
+    """An option that the Azure IoT Operations SDKs' variable fills when the flag is absent."""
+    return typer.Option(flag, help=help_text, envvar=envvar, show_default=False)
+
+
 OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="Report format.")]
 TimeoutOpt = Annotated[
     float, typer.Option("--timeout", min=0.01, help="Seconds each network stage may take.")
@@ -92,11 +98,10 @@ ConfigMapKeyOpt = Annotated[
 ]
 CaFileOpt = Annotated[
     Path | None,
-    typer.Option(
+    _aio_option(
         "--ca-file",
-        help="PEM file with the CA certificate(s) to trust, instead of the cluster's bundle.",
-        envvar="AIO_TLS_CA_FILE",
-        show_default=False,
+        "PEM file with the CA certificate(s) to trust, instead of the cluster's bundle.",
+        "AIO_TLS_CA_FILE",
     ),
 ]
 ServerNameOpt = Annotated[
@@ -180,21 +185,11 @@ def connect(
     server_name: ServerNameOpt = None,
     cert: Annotated[
         Path | None,
-        typer.Option(
-            "--cert",
-            help="Client certificate (PEM) for mutual TLS.",
-            envvar="AIO_TLS_CERT_FILE",
-            show_default=False,
-        ),
+        _aio_option("--cert", "Client certificate (PEM) for mutual TLS.", "AIO_TLS_CERT_FILE"),
     ] = None,
     key: Annotated[
         Path | None,
-        typer.Option(
-            "--key",
-            help="Private key (PEM) of --cert.",
-            envvar="AIO_TLS_KEY_FILE",
-            show_default=False,
-        ),
+        _aio_option("--key", "Private key (PEM) of --cert.", "AIO_TLS_KEY_FILE"),
     ] = None,
     tls_min: Annotated[
         TlsMin | None, typer.Option("--tls-min", help="Lowest TLS version to offer.")
@@ -213,35 +208,28 @@ def connect(
     ] = None,
     client_id: Annotated[
         str | None,
-        typer.Option(
-            "--client-id",
-            help="MQTT client id [default: probe-<random>].",
-            envvar="AIO_MQTT_CLIENT_ID",
-            show_default=False,
+        _aio_option(
+            "--client-id", "MQTT client id [default: probe-<random>].", "AIO_MQTT_CLIENT_ID"
         ),
     ] = None,
     username: Annotated[
         str | None,
-        typer.Option(
-            "--username", help="MQTT user name.", envvar="AIO_MQTT_USERNAME", show_default=False
-        ),
+        _aio_option("--username", "MQTT user name.", "AIO_MQTT_USERNAME"),
     ] = None,
     password_file: Annotated[
         Path | None,
-        typer.Option(
+        _aio_option(
             "--password-file",
-            help="File holding the MQTT password (else $PROBE_MQTT_PASSWORD; never argv).",
-            envvar="AIO_MQTT_PASSWORD_FILE",
-            show_default=False,
+            "File holding the MQTT password (else $PROBE_MQTT_PASSWORD; never argv).",
+            "AIO_MQTT_PASSWORD_FILE",
         ),
     ] = None,
     sat_file: Annotated[
         Path | None,
-        typer.Option(
+        _aio_option(
             "--sat-file",
-            help="Kubernetes service account token: MQTT 5 enhanced authentication K8S-SAT.",
-            envvar="AIO_SAT_FILE",
-            show_default=False,
+            "Kubernetes service account token: MQTT 5 enhanced authentication K8S-SAT.",
+            "AIO_SAT_FILE",
         ),
     ] = None,
     roundtrip: Annotated[
