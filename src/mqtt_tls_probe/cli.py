@@ -27,7 +27,11 @@ app = typer.Typer(
         "Probes an MQTT broker (made for the Azure IoT Operations broker on port 18883) "
         "stage by stage: trust bundle, DNS, TCP, TLS, certificate verification, MQTT "
         "CONNECT and an optional publish/subscribe round trip.\n\n"
-        "Example: probe connect localhost:18883 --ca-file ca.crt --server-name aio-broker"
+        "Examples:\n\n\b\n"
+        "probe demo\n"
+        "probe connect localhost:18883 --ca-file ca.crt --server-name aio-broker\n"
+        "probe connect --kubeconfig ~/.kube/config --sat-file token --roundtrip\n"
+        "probe cluster --context aks-aio"
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -253,7 +257,10 @@ def connect(
     aio-ca-trust-bundle-test-only in azure-iot-operations). Flags win over the
     AIO_* environment variables of the Azure IoT Operations SDKs.
 
-    Example: probe connect localhost:18883 --ca-file ca.crt --server-name aio-broker --roundtrip
+    Example:
+
+    \b
+    probe connect localhost:18883 --ca-file ca.crt --server-name aio-broker --roundtrip
     """
     from mqtt_tls_probe.config import MqttOptions, ProbeConfig, TrustOptions, parse_target
     from mqtt_tls_probe.probe import run_probe
@@ -340,7 +347,10 @@ def bundle(
 ) -> None:
     """Show the trust bundle's CA certificates (from the cluster, or --ca-file).
 
-    Example: probe bundle --context aio-cluster --out ca.crt
+    Example:
+
+    \b
+    probe bundle --context aio-cluster --out ca.crt
     """
     from mqtt_tls_probe.bundle import bundle_report, write_pem
 
@@ -382,7 +392,10 @@ def inspect(
 ) -> None:
     """Show certificates from a file, or the chain a server sends (without trusting it).
 
-    Example: probe inspect localhost:18883 --server-name aio-broker
+    Example:
+
+    \b
+    probe inspect localhost:18883 --server-name aio-broker
     """
     from mqtt_tls_probe.inspection import inspect_source
 
@@ -423,7 +436,10 @@ def certs_init(
     Production", 30 days. The server certificate lists localhost, 127.0.0.1
     and ::1, plus every --san. Keys are written with mode 0600.
 
-    Example: probe certs init certs --san aio-broker --client
+    Example:
+
+    \b
+    probe certs init certs --san aio-broker --client
     """
     from datetime import UTC, datetime
 
@@ -478,7 +494,10 @@ def broker(
 ) -> None:
     """Run the local harness: an amqtt MQTT 3.1.1 broker with a TLS listener, until Ctrl-C.
 
-    Example: probe broker --certs certs --port 18883
+    Example:
+
+    \b
+    probe broker --certs certs --port 18883
     """
     from mqtt_tls_probe.harness import BrokerHandle, serve_forever
     from mqtt_tls_probe.pki import ensure_pki
@@ -519,7 +538,10 @@ def cluster(
 
     Reads the Secret as metadata only: the CA's private key never leaves the cluster.
 
-    Example: probe cluster --context aio-cluster --output json
+    Example:
+
+    \b
+    probe cluster --context aio-cluster --output json
     """
     from mqtt_tls_probe.cluster_checks import run_cluster_checks
 
@@ -549,7 +571,10 @@ def demo(
 ) -> None:
     """The one-command tour: a temporary PKI, the harness broker, connect --roundtrip, stop.
 
-    Example: probe demo
+    Example:
+
+    \b
+    probe demo
     """
     from mqtt_tls_probe.demo import run_demo
 
