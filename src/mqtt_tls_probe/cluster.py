@@ -172,17 +172,21 @@ class ClusterClient:
         return document
 
     def _unreachable(self, exc: Exception) -> ProbeError:
+        import ssl
+
+        from urllib3 import exceptions
+
         host = self._api.configuration.host
-        cause = getattr(exc, "reason", None) or exc
-        name = type(cause).__name__
-        if "SSL" in name or "Certificate" in name or "SSL" in str(cause)[:40]:
+        causes = _causes(exc)
+        cause = causes[-1]
+        if any(isinstance(c, exceptions.SSLError | ssl.SSLError) for c in causes):
             return ProbeError(
                 ErrorKind.CLUSTER_UNREACHABLE,
                 f"The TLS connection to the API server {host} failed: {_one_line(cause)}.",
                 "The kubeconfig's certificate-authority-data does not match the API server, "
                 "or the server is not the one meant: check with kubectl cluster-info.",
             )
-        if "Timeout" in name:
+        if any(isinstance(c, exceptions.TimeoutError | TimeoutError) for c in causes):
             return ProbeError(
                 ErrorKind.CLUSTER_UNREACHABLE,
                 f"The API server {host} did not answer within {self.timeout:g} s.",
@@ -191,6 +195,18 @@ class ClusterClient:
             ErrorKind.CLUSTER_UNREACHABLE,
             f"The API server {host} cannot be reached: {_one_line(cause)}.",
         )
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what it wraps: urllib3's ``reason``, then Python's cause chain."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        reason = getattr(current, "reason", None)
+        wrapped = reason if isinstance(reason, BaseException) else None
+        current = wrapped or current.__cause__ or current.__context__
+    return chain
 
 
 def _kubeconfig_paths(explicit: Path | None) -> list[Path]:

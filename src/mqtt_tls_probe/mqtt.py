@@ -33,6 +33,7 @@ from mqtt_tls_probe import aio
 from mqtt_tls_probe.config import MqttOptions
 from mqtt_tls_probe.errors import ErrorKind, ProbeError
 from mqtt_tls_probe.model import RoundtripInfo
+from mqtt_tls_probe.tls import TlsOptions, classify_handshake_error
 
 _AUTH = 0xF0
 _CONTINUE_AUTHENTICATION = 0x18
@@ -184,11 +185,11 @@ class MqttSession:
     """One MQTT session over an established TLS connection."""
 
     def __init__(
-        self, sock: ssl.SSLSocket, options: MqttOptions, server_name: str, port: int
+        self, sock: ssl.SSLSocket, options: MqttOptions, tls_options: TlsOptions, port: int
     ) -> None:
         self._sock = sock
         self._options = options
-        self._server_name = server_name
+        self._tls_options = tls_options
         self._port = port
         self._version = options.version
         self._client = _PahoOnSocket(
@@ -224,7 +225,10 @@ class MqttSession:
         deadline = time.monotonic() + timeout
         try:
             self._client.connect(
-                self._server_name, self._port, self._options.keepalive, properties=properties
+                self._tls_options.server_name,
+                self._port,
+                self._options.keepalive,
+                properties=properties,
             )
         except OSError as exc:
             raise self._dropped("while sending CONNECT") from exc
@@ -361,13 +365,9 @@ class MqttSession:
     def _dropped(self, when: str) -> ProbeError:
         tls_error = getattr(self._sock, "last_tls_error", None)
         if tls_error is not None:
-            from mqtt_tls_probe.tls import TlsOptions, classify_handshake_error
-
             # A TLS 1.3 alert after the handshake: the server's verdict on the
             # client certificate, reported as the TLS failure it is.
-            return classify_handshake_error(
-                tls_error, TlsOptions(self._server_name), 0, after_handshake=True
-            )
+            return classify_handshake_error(tls_error, self._tls_options, 0, after_handshake=True)
         code = self._client.broker_disconnect
         said = ""
         if code is not None:

@@ -181,8 +181,6 @@ class _Probe:
         c = self.config
         verifying = not c.trust.insecure
         self.context = tls.build_context(self.bundle.pem() or None, c.tls, verify=verifying)
-        if verifying and not self.bundle.certificates:  # pragma: no cover (trust fails first)
-            raise ProbeError(ErrorKind.TRUST_BUNDLE_INVALID, "No CA to verify the server with.")
         sock, self.tcp_socket = self.tcp_socket, None
         assert sock is not None  # noqa: S101 (narrowing)
         try:
@@ -267,7 +265,7 @@ class _Probe:
             self.warnings.extend(sat.claim_findings(self.sat_claims, self.now))
         sock, self.tls_socket = self.tls_socket, None
         assert sock is not None  # noqa: S101 (narrowing)
-        self.session = MqttSession(sock, options, c.server_name, c.port)
+        self.session = MqttSession(sock, options, c.tls, c.port)
         connack = self.session.connect(c.timeout)
         refused_v5: Connack | None = None
         if connack.refuses_version and options.version == "5":
@@ -283,9 +281,7 @@ class _Probe:
                 refused_v5 = connack
                 self.session.close()
                 retry_options = dataclasses.replace(options, version="3.1.1")
-                self.session = MqttSession(
-                    self._tls_connect(), retry_options, c.server_name, c.port
-                )
+                self.session = MqttSession(self._tls_connect(), retry_options, c.tls, c.port)
                 connack = self.session.connect(c.timeout)
         self._record_mqtt(connack, fallback=refused_v5 is not None)
         if not connack.accepted:

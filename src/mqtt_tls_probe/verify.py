@@ -377,8 +377,8 @@ def findings(
         return []
     path = build_path(chain, anchors)
     result: list[Finding] = []
-    seen = [*path.certs, *([path.anchor] if path.anchor is not None else [])]
-    for cert in seen:
+    # The anchors' own expiry is the trust stage's to report; here, what the server sent.
+    for cert in path.certs:
         left = days_left(cert, now)
         if 0 <= left < aio.EXPIRY_WARNING_DAYS:
             role = "CA" if is_ca(cert) else "certificate"
@@ -389,7 +389,7 @@ def findings(
                     f"{iso(cert.not_valid_after_utc)}.",
                 )
             )
-    if any(is_quickstart_ca(c) for c in seen):
+    if any(is_quickstart_ca(c) for c in [*path.certs, *([path.anchor] if path.anchor else [])]):
         result.append(
             Finding(
                 "quickstart_ca",
