@@ -29,7 +29,7 @@ def run_demo(timeout: float) -> tuple[ProbeReport, list[str]]:
                 host=handle.host,
                 port=handle.port,
                 trust=TrustOptions(ca_file=pki.ca_cert),
-                tls=TlsOptions(server_name="localhost"),
+                tls=TlsOptions(server_name=handle.host),
                 mqtt=MqttOptions(client_id=f"probe-demo-{os.urandom(4).hex()}"),
                 roundtrip=True,
                 timeout=timeout,
