@@ -117,6 +117,21 @@ class FakeApiServer:
             "status": {"conditions": conditions} if ready else {},
         }
 
+    def add_cluster_issuer(self, name: str, secret_name: str) -> None:
+        """A Ready cluster-scoped ClusterIssuer, as later releases install."""
+        self.objects[f"/apis/cert-manager.io/v1/clusterissuers/{name}"] = {
+            "kind": "ClusterIssuer",
+            "apiVersion": "cert-manager.io/v1",
+            "metadata": {"name": name, "creationTimestamp": "2026-11-20T10:00:00Z"},
+            "spec": {"ca": {"secretName": secret_name}},
+            "status": {
+                "conditions": [
+                    {"type": "Ready", "status": "True", "reason": "KeyPairVerified",
+                     "message": "Signing CA verified"}
+                ]
+            },
+        }  # fmt: skip
+
     def secret_data_requested(self) -> bool:
         """True when any request for a Secret asked for more than its metadata."""
         return any("/secrets/" in r.path and METADATA_ONLY not in r.accept for r in self.requests)

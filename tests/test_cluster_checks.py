@@ -9,7 +9,16 @@ from typing import Any
 
 import pytest
 
-from mqtt_tls_probe.aio import CA_ISSUER, CA_SECRET, NAMESPACE, TRUST_BUNDLE_CONFIGMAP
+from mqtt_tls_probe.aio import (
+    CA_ISSUER,
+    CA_SECRET,
+    LATER_CA_CLUSTER_ISSUER,
+    LATER_CA_SECRET,
+    LATER_CA_SECRET_NAMESPACE,
+    LATER_TRUST_BUNDLE_CONFIGMAP,
+    NAMESPACE,
+    TRUST_BUNDLE_CONFIGMAP,
+)
 from mqtt_tls_probe.pki import CertAndKey, create_root_ca
 
 from .conftest import probe, probe_json
@@ -95,6 +104,18 @@ def test_ca_expiry_per_ca(api: FakeApiServer, tmp_path: Path) -> None:
     assert "has expired" in _message(doc, "ca-expiry")
 
 
+def test_later_release_layout(api: FakeApiServer, tmp_path: Path) -> None:
+    """Later releases: another ConfigMap name, a ClusterIssuer, the Secret in cert-manager."""
+    ca = create_root_ca("Contoso Production Root").cert_pem().decode()
+    api.add_configmap(NAMESPACE, LATER_TRUST_BUNDLE_CONFIGMAP, {"ca.crt": ca})
+    api.add_secret(LATER_CA_SECRET_NAMESPACE, LATER_CA_SECRET)
+    api.add_cluster_issuer(LATER_CA_CLUSTER_ISSUER, LATER_CA_SECRET)
+    code, doc = _checks(api, tmp_path)
+    assert (code, doc["status"]) == (0, "ok"), doc["checks"]
+    assert f"{LATER_CA_SECRET_NAMESPACE}/{LATER_CA_SECRET} exists" in _message(doc, "ca-secret")
+    assert f"ClusterIssuer {LATER_CA_CLUSTER_ISSUER} is Ready" in _message(doc, "issuer")
+
+
 def test_missing_secret_and_issuer(api: FakeApiServer, tmp_path: Path) -> None:
     api.add_configmap(
         NAMESPACE, TRUST_BUNDLE_CONFIGMAP, {"ca.crt": create_root_ca().cert_pem().decode()}
@@ -104,6 +125,8 @@ def test_missing_secret_and_issuer(api: FakeApiServer, tmp_path: Path) -> None:
     assert _status(doc, "ca-secret") == ["error"]
     assert _status(doc, "issuer") == ["error"]
     assert "does not exist" in _message(doc, "issuer")
+    assert LATER_CA_CLUSTER_ISSUER in _message(doc, "issuer")  # both layouts were looked for
+    assert LATER_CA_SECRET in _message(doc, "ca-secret")
 
 
 @pytest.mark.parametrize(

@@ -16,8 +16,12 @@ TRUST_BUNDLE_KEY = "ca.crt"
 CA_SECRET = "aio-ca-key-pair-test-only"  # noqa: S105 (a name, not a secret)
 CA_ISSUER = "aio-ca-issuer"
 
-# Later releases keep the bundle under this name (same namespace, same key).
+# Later releases keep the bundle under this name (same namespace, same key),
+# sign with a ClusterIssuer, and keep the CA's key pair in cert-manager's namespace.
 LATER_TRUST_BUNDLE_CONFIGMAP = "azure-iot-operations-aio-ca-trust-bundle"
+LATER_CA_CLUSTER_ISSUER = "azure-iot-operations-aio-certificate-issuer"
+LATER_CA_SECRET = "azure-iot-operations-aio-ca-certificate"  # noqa: S105 (a name)
+LATER_CA_SECRET_NAMESPACE = "cert-manager"  # noqa: S105 (a namespace)
 
 # The broker's service name: what its certificate lists, never "localhost".
 BROKER_SERVICE = "aio-broker"

@@ -176,73 +176,129 @@ def _quickstart_check(anchors: tuple[x509.Certificate, ...]) -> Check:
     return Check("quickstart-ca", CheckStatus.OK, "no quickstart CA in the bundle")
 
 
+@dataclass(frozen=True)
+class _CaLayout:
+    """Where one release keeps the CA's key pair and the issuer that signs with it."""
+
+    release: str
+    issuer_kind: str
+    issuer_path: str
+    issuer_label: str
+    secret_namespace: str
+    secret_name: str
+
+
+def _layouts(namespace: str) -> tuple[_CaLayout, ...]:
+    issuers = "/apis/cert-manager.io/v1"
+    return (
+        _CaLayout(
+            "quickstart",
+            "Issuer",
+            f"{issuers}/namespaces/{namespace}/issuers/{aio.CA_ISSUER}",
+            f"{namespace}/{aio.CA_ISSUER}",
+            namespace,
+            aio.CA_SECRET,
+        ),
+        _CaLayout(
+            "later releases",
+            "ClusterIssuer",
+            f"{issuers}/clusterissuers/{aio.LATER_CA_CLUSTER_ISSUER}",
+            aio.LATER_CA_CLUSTER_ISSUER,
+            aio.LATER_CA_SECRET_NAMESPACE,
+            aio.LATER_CA_SECRET,
+        ),
+    )
+
+
+def _first_found(
+    client: ClusterClient, paths: list[str], accept: str = "application/json"
+) -> tuple[int, dict[str, Any]] | None:
+    """The first of ``paths`` that exists, as (index, object); None when all are 404."""
+    for index, path in enumerate(paths):
+        try:
+            return index, client.get(path, accept=accept)
+        except ApiError as error:
+            if error.status != 404:
+                raise
+    return None
+
+
 def _secret_check(client: ClusterClient, namespace: str) -> Check:
-    name = aio.CA_SECRET
-    try:
-        metadata = client.get(
-            f"/api/v1/namespaces/{namespace}/secrets/{name}", accept=METADATA_ONLY
-        )
-    except ApiError as error:
-        if error.status != 404:
-            raise
+    layouts = _layouts(namespace)
+    paths = [f"/api/v1/namespaces/{x.secret_namespace}/secrets/{x.secret_name}" for x in layouts]
+    found = _first_found(client, paths, accept=METADATA_ONLY)
+    if found is None:
+        quickstart, later = layouts
         return Check(
             "ca-secret",
             CheckStatus.ERROR,
-            f"the Secret {namespace}/{name} (the CA's key pair) does not exist: "
-            f"{aio.CA_ISSUER} cannot sign",
-            "Re-create the quickstart CA (reinstalling Azure IoT Operations does), or point "
-            "the Issuer at your own CA Secret.",
+            f"the CA's key pair is missing: no Secret {namespace}/{quickstart.secret_name} "
+            f"(nor {later.secret_namespace}/{later.secret_name} of later releases), so the "
+            "issuer cannot sign",
+            "Re-create the CA (reinstalling Azure IoT Operations does), or point the issuer "
+            "at your own CA Secret.",
         )
+    index, metadata = found
+    layout = layouts[index]
     created = (metadata.get("metadata") or {}).get("creationTimestamp")
     since = f", created {created}" if created else ""
+    release = f", {layout.release}" if index else ""
     return Check(
-        "ca-secret", CheckStatus.OK, f"{namespace}/{name} exists{since} (read as metadata only)"
+        "ca-secret",
+        CheckStatus.OK,
+        f"{layout.secret_namespace}/{layout.secret_name} exists{since} "
+        f"(read as metadata only{release})",
     )
 
 
 def _issuer_check(client: ClusterClient, namespace: str) -> Check:
-    name = aio.CA_ISSUER
-    try:
-        issuer = client.get(f"/apis/cert-manager.io/v1/namespaces/{namespace}/issuers/{name}")
-    except ApiError as error:
-        if error.status != 404:
-            raise
+    layouts = _layouts(namespace)
+    found = _first_found(client, [x.issuer_path for x in layouts])
+    if found is None:
+        quickstart, later = layouts
         return Check(
             "issuer",
             CheckStatus.ERROR,
-            f"the cert-manager Issuer {namespace}/{name} does not exist ({error.message})",
+            f"the cert-manager Issuer {quickstart.issuer_label} does not exist (nor the "
+            f"ClusterIssuer {later.issuer_label} of later releases)",
             "Check that cert-manager runs and Azure IoT Operations is installed in this namespace.",
         )
+    index, issuer = found
+    layout = layouts[index]
+    what = f"the {layout.issuer_kind} {layout.issuer_label}"
+    describe = f"kubectl describe {layout.issuer_kind.lower()} {layout.issuer_label.split('/')[-1]}"
+    if layout.issuer_kind == "Issuer":
+        describe += f" -n {namespace}"
     secret_name = ((issuer.get("spec") or {}).get("ca") or {}).get("secretName")
-    if secret_name != aio.CA_SECRET:
+    if secret_name != layout.secret_name:
         return Check(
             "issuer",
             CheckStatus.ERROR,
-            f"the Issuer {namespace}/{name} signs with the Secret {secret_name!r}, "
-            f"not {aio.CA_SECRET}",
+            f"{what} signs with the Secret {secret_name!r}, not {layout.secret_name}",
             "The broker's certificates then come from another CA than the trust bundle's: "
-            f"set spec.ca.secretName to {aio.CA_SECRET}, or trust that CA.",
+            f"set spec.ca.secretName to {layout.secret_name}, or trust that CA.",
         )
     ready = _condition(issuer, "Ready")
     if ready is None:
         return Check(
             "issuer",
             CheckStatus.ERROR,
-            f"the Issuer {namespace}/{name} reports no Ready condition yet",
-            f"Check cert-manager's log and: kubectl describe issuer {name} -n {namespace}",
+            f"{what} reports no Ready condition yet",
+            f"Check cert-manager's log and: {describe}",
         )
-    said = f"reason {ready.get('reason')}: {ready.get('message')}"
     if ready.get("status") != "True":
+        said = f"reason {ready.get('reason')}: {ready.get('message')}"
         return Check(
             "issuer",
             CheckStatus.ERROR,
-            f"the Issuer {namespace}/{name} is not Ready ({said})",
-            f"Fix what the condition says; details: kubectl describe issuer {name} -n {namespace}",
+            f"{what} is not Ready ({said})",
+            f"Fix what the condition says; details: {describe}",
         )
+    release = f", {layout.release}" if index else ""
     return Check(
         "issuer",
         CheckStatus.OK,
-        f"{namespace}/{name} is Ready ({ready.get('reason')}), signing with {secret_name}",
+        f"{what} is Ready ({ready.get('reason')}), signing with {secret_name}{release}",
     )
 
 
