@@ -55,7 +55,7 @@ _MAX_PATH = 8
 
 
 @dataclass(frozen=True)
-class Path:
+class ChainPath:
     """The chain as built from what the server sent toward the trust anchors."""
 
     certs: tuple[x509.Certificate, ...]  # leaf first, then the sent issuers used
@@ -66,23 +66,23 @@ class Path:
         return self.certs[-1]
 
 
-def build_path(chain: Sequence[x509.Certificate], anchors: Sequence[x509.Certificate]) -> Path:
+def build_path(chain: Sequence[x509.Certificate], anchors: Sequence[x509.Certificate]) -> ChainPath:
     """Follow issuers from the leaf, preferring trusted certificates over sent ones."""
     leaf, sent = chain[0], list(chain[1:])
     certs = [leaf]
     current = leaf
     for _ in range(_MAX_PATH):
         if current in anchors:
-            return Path(tuple(certs), current)
+            return ChainPath(tuple(certs), current)
         anchor = _issuer_among(current, anchors)
         if anchor is not None:
-            return Path(tuple(certs), anchor)
+            return ChainPath(tuple(certs), anchor)
         issuer = _issuer_among(current, [c for c in sent if c not in certs])
         if issuer is None or is_self_signed(current):
             break
         certs.append(issuer)
         current = issuer
-    return Path(tuple(certs), None)
+    return ChainPath(tuple(certs), None)
 
 
 def _issuer_among(
@@ -141,14 +141,14 @@ def find_problem(
         error = _validity_error(cert, position, now)
         if error is not None:
             return error
-    if path.anchor is None and is_self_signed(leaf):
+    if path.anchor is not None:
+        return _anchored_reason(path, path.anchor, leaf, server_name, now)
+    if is_self_signed(leaf):
         return ProbeError(
             ErrorKind.SELF_SIGNED_LEAF,
             f"The server presents a self-signed certificate ({name_of(leaf.subject)}), "
             "and the trust bundle does not hold it.",
         )
-    if path.anchor is not None:
-        return _anchored_reason(path, leaf, server_name, now)
     return _unanchored_reason(path, chain, anchors)
 
 
@@ -176,13 +176,12 @@ def _ago(moment: datetime, now: datetime) -> str:
 
 
 def _anchored_reason(
-    path: Path,
+    path: ChainPath,
+    anchor: x509.Certificate,
     leaf: x509.Certificate,
     server_name: str,
     now: datetime,
 ) -> ProbeError | None:
-    anchor = path.anchor
-    assert anchor is not None  # noqa: S101 (narrowing for the type checker)
     if now > anchor.not_valid_after_utc or now < anchor.not_valid_before_utc:
         state = "expired" if now > anchor.not_valid_after_utc else "is not yet valid"
         return ProbeError(
@@ -214,7 +213,7 @@ def _anchored_reason(
 
 
 def _unanchored_reason(
-    path: Path, chain: Sequence[x509.Certificate], anchors: Sequence[x509.Certificate]
+    path: ChainPath, chain: Sequence[x509.Certificate], anchors: Sequence[x509.Certificate]
 ) -> ProbeError:
     top = path.top
     same_name = [a for a in anchors if a.subject == top.issuer]
