@@ -161,6 +161,18 @@ def full_backlog() -> Iterator[int]:
         listener.close()
 
 
+def ipv6_loopback() -> bool:
+    """Whether ::1 can be bound here (containers often run without IPv6)."""
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))

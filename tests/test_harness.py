@@ -16,6 +16,8 @@ import pytest
 from mqtt_tls_probe.harness import BackgroundBroker
 from mqtt_tls_probe.pki import PkiFiles, init_pki
 
+from .servers import ipv6_loopback
+
 
 def _tls_handshake(port: int, ca_file: Path) -> str:
     context = ssl.create_default_context(cafile=str(ca_file))
@@ -47,8 +49,8 @@ def test_starts_on_an_ephemeral_port_and_frees_it(pki: PkiFiles, tmp_path: Path)
 
 
 def test_serves_ipv6_loopback(pki: PkiFiles) -> None:
-    if not socket.has_ipv6:
-        pytest.skip("no IPv6 on this machine")
+    if not ipv6_loopback():
+        pytest.skip("no IPv6 loopback (::1) on this machine")
     with BackgroundBroker(pki, host="::1") as handle:
         context = ssl.create_default_context(cafile=str(pki.ca_cert))
         with (

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import ssl
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from .servers import (
     close_at_once,
     full_backlog,
     hold,
+    ipv6_loopback,
     server_context,
     tls_handler,
     write_chain,
@@ -81,8 +81,8 @@ def test_network_unreachable_in_an_empty_network_namespace(pki: PkiFiles) -> Non
 
 
 def test_ipv6_target(pki: PkiFiles) -> None:
-    if not socket.has_ipv6:
-        pytest.skip("no IPv6 on this machine")
+    if not ipv6_loopback():
+        pytest.skip("no IPv6 loopback (::1) on this machine")
     with BackgroundBroker(pki, host="::1") as handle:
         code, doc = _connect(f"[::1]:{handle.port}", pki)
     assert code == 0, doc["error"]
