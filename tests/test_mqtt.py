@@ -351,3 +351,15 @@ def test_aio_environment_variables_and_flags_win(
     # A flag wins over its variable: here a CA file that does not exist.
     code, doc = probe_json("connect", "--ca-file", str(tmp_path / "absent.crt"), env=env)
     assert code == 3
+
+
+def test_password_variable_without_a_user_name_is_ignored(
+    harness: BrokerHandle, pki: PkiFiles, password_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PROBE_MQTT_PASSWORD", PASSWORD)
+    code, doc = _connect(harness.address, pki)
+    assert code == 0, doc["error"]
+    # The twin: the password file, explicit, does need a user name.
+    result = probe("connect", harness.address, "--password-file", str(password_file))
+    assert result.exit_code == 2
+    assert "--password-file needs --username" in result.stderr
