@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from mqtt_tls_probe.certinfo import iso
 from mqtt_tls_probe.errors import ProbeError
-from mqtt_tls_probe.model import CertInfo, Finding, MqttInfo, ProbeReport
+from mqtt_tls_probe.model import CertInfo, ErrorInfo, Finding, MqttInfo, ProbeReport
 
 if TYPE_CHECKING:
     from mqtt_tls_probe.bundle import BundleReport
@@ -47,16 +47,7 @@ def report_json(report: ProbeReport) -> dict[str, Any]:
         "chain": [cert_json(c) for c in report.chain],
         "mqtt": mqtt_json(report.mqtt) if report.mqtt else None,
         "roundtrip": _roundtrip_json(report),
-        "error": (
-            {
-                "stage": str(report.error.stage),
-                "kind": str(report.error.kind),
-                "message": report.error.message,
-                "hint": report.error.hint,
-            }
-            if report.error
-            else None
-        ),
+        "error": error_json(report.error),
         "warnings": findings_json(report.warnings),
         "exit_code": report.exit_code,
     }
@@ -124,7 +115,7 @@ def _ms(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
 
-def error_json(error: ProbeError | None) -> dict[str, str] | None:
+def error_json(error: ErrorInfo | ProbeError | None) -> dict[str, str] | None:
     if error is None:
         return None
     return {
