@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 from tests.kube_api import FakeApiServer
 
 from mqtt_tls_probe.aio import NAMESPACE, TRUST_BUNDLE_CONFIGMAP
-from mqtt_tls_probe.pki import create_root_ca
+from mqtt_tls_probe.dev.pki import create_root_ca
 
 RECIPE = "kubectl | jq | openssl"
 

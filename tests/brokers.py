@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from mqtt_tls_probe.harness import BrokerHandle, running_broker
-from mqtt_tls_probe.pki import CertAndKey, PkiFiles
+from mqtt_tls_probe.dev.harness import BrokerHandle, running_broker
+from mqtt_tls_probe.dev.pki import CertAndKey, PkiFiles
 
+from .helpers import write_pem
 from .servers import free_port
 
 REQUIRE_MOSQUITTO = "PROBE_REQUIRE_MOSQUITTO"
@@ -25,10 +26,10 @@ def write_server_files(directory: Path, chain: Sequence[CertAndKey], ca: CertAnd
     """A PKI directory whose server sends ``chain`` (leaf first) and whose CA file is ``ca``."""
     directory.mkdir(parents=True, exist_ok=True)
     files = PkiFiles(directory)
-    files.server_cert.write_bytes(b"".join(pair.cert_pem() for pair in chain))
+    write_pem(files.server_cert, *chain)
     files.server_key.write_bytes(chain[0].key_pem())
     files.server_key.chmod(0o600)
-    files.ca_cert.write_bytes(ca.cert_pem())
+    write_pem(files.ca_cert, ca)
     return files
 
 

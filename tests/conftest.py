@@ -1,19 +1,18 @@
-"""Fixtures shared by the suite: a clean environment, a PKI, the harness broker, the CLI."""
+"""Fixtures shared by the suite: a clean environment, a PKI, the harness broker.
+
+Helper functions live in ``tests/helpers.py``.
+"""
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
 
-from mqtt_tls_probe.cli import app
-from mqtt_tls_probe.harness import BrokerHandle, running_broker
-from mqtt_tls_probe.pki import PkiFiles, init_pki
+from mqtt_tls_probe.dev.harness import BrokerHandle, running_broker
+from mqtt_tls_probe.dev.pki import PkiFiles, init_pki
 
 # Variables that would make a run depend on the machine it runs on.
 _AMBIENT = (
@@ -46,21 +45,3 @@ def harness(pki: PkiFiles) -> Iterator[BrokerHandle]:
     """The amqtt harness broker on an ephemeral loopback port, for the whole session."""
     with running_broker(pki) as handle:
         yield handle
-
-
-def probe(*args: str, env: dict[str, str] | None = None) -> Result:
-    """Run the CLI in-process; bugs raise instead of turning into exit 1."""
-    return CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
-
-
-def probe_json(*args: str, env: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
-    """Run the CLI with --output json; stdout must hold exactly one JSON object."""
-    result = probe(*args, "--output", "json", env=env)
-    document = json.loads(result.stdout)
-    assert isinstance(document, dict)
-    assert document["exit_code"] == result.exit_code
-    return result.exit_code, document
-
-
-def stage(document: dict[str, Any], name: str) -> dict[str, Any]:
-    return next(s for s in document["stages"] if s["name"] == name)

@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from mqtt_tls_probe.pki import create_root_ca, issue_server_certificate
+from mqtt_tls_probe.dev.pki import create_root_ca, issue_server_certificate
 
 TOKEN = "probe-test-token"
 METADATA_ONLY = "as=PartialObjectMetadata"

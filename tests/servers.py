@@ -14,7 +14,9 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from mqtt_tls_probe.pki import CertAndKey
+from mqtt_tls_probe.dev.pki import CertAndKey
+
+from .helpers import write_pem
 
 Handler = Callable[[socket.socket, threading.Event], None]
 _HOLD_LIMIT = 30.0  # no connection is held longer than this, whatever happens
@@ -116,7 +118,7 @@ def write_chain(directory: Path, chain: Sequence[CertAndKey]) -> tuple[Path, Pat
     """Files for a server that sends ``chain`` (leaf first): (certificates, key)."""
     cert_file = directory / "tls-server-chain.pem"
     key_file = directory / "tls-server.key"
-    cert_file.write_bytes(b"".join(pair.cert_pem() for pair in chain))
+    write_pem(cert_file, *chain)
     key_file.write_bytes(chain[0].key_pem())
     return cert_file, key_file
 

@@ -8,10 +8,10 @@ import sys
 import pytest
 
 from mqtt_tls_probe import cli
-from mqtt_tls_probe.harness import BrokerHandle
-from mqtt_tls_probe.pki import PkiFiles
+from mqtt_tls_probe.dev.harness import BrokerHandle
+from mqtt_tls_probe.dev.pki import PkiFiles
 
-from .conftest import probe
+from .helpers import probe
 
 COMMANDS = [
     ["connect"],
@@ -68,7 +68,7 @@ def test_a_bug_exits_1_with_one_line(
     def broken(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("mqtt_tls_probe.probe.run_probe", broken)
+    monkeypatch.setattr("mqtt_tls_probe.orchestrators.connect.run_probe", broken)
     monkeypatch.setattr(sys, "argv", ["probe", "connect", "--insecure"])
     with pytest.raises(SystemExit) as exited:
         cli.main()

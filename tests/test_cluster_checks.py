@@ -19,9 +19,9 @@ from mqtt_tls_probe.aio import (
     NAMESPACE,
     TRUST_BUNDLE_CONFIGMAP,
 )
-from mqtt_tls_probe.pki import CertAndKey, create_root_ca
+from mqtt_tls_probe.dev.pki import CertAndKey, create_root_ca
 
-from .conftest import probe, probe_json
+from .helpers import probe, probe_json
 from .kube_api import FakeApiServer
 from .servers import free_port
 

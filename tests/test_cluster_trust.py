@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from mqtt_tls_probe.aio import LATER_TRUST_BUNDLE_CONFIGMAP, NAMESPACE, TRUST_BUNDLE_CONFIGMAP
-from mqtt_tls_probe.harness import BrokerHandle
-from mqtt_tls_probe.pki import PkiFiles, create_root_ca
+from mqtt_tls_probe.dev.harness import BrokerHandle
+from mqtt_tls_probe.dev.pki import PkiFiles, create_root_ca
 
-from .conftest import probe, probe_json, stage
+from .helpers import probe, probe_json, stage
 from .kube_api import FakeApiServer
 from .servers import TcpServer, free_port, hold
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from mqtt_tls_probe.harness import BrokerHandle
-from mqtt_tls_probe.pki import PkiFiles, create_root_ca, init_pki, issue_server_certificate
+from mqtt_tls_probe.dev.harness import BrokerHandle
+from mqtt_tls_probe.dev.pki import PkiFiles, create_root_ca, init_pki, issue_server_certificate
 
 from .brokers import harness_serving, mosquitto
-from .conftest import probe, probe_json, stage
+from .helpers import probe, probe_json, stage, write_pem
 from .servers import free_port
 
 # The contract's top-level keys (shared/spec/probe-cli.md), and the documented additions.
@@ -118,7 +118,7 @@ def test_unrelated_ca_is_unknown_ca(tmp_path: Path) -> None:
     served_by = create_root_ca("Broker CA")
     leaf = issue_server_certificate(served_by, ["localhost", "127.0.0.1"])
     trusted = create_root_ca("Some Other CA")
-    (tmp_path / "trusted.crt").write_bytes(trusted.cert_pem())
+    write_pem(tmp_path / "trusted.crt", trusted)
     with harness_serving(tmp_path / "broker", [leaf, served_by], served_by) as handle:
         code, doc = probe_json(
             "connect", handle.address, "--ca-file", str(tmp_path / "trusted.crt")

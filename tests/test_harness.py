@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from mqtt_tls_probe.harness import BackgroundBroker
-from mqtt_tls_probe.pki import PkiFiles, init_pki
+from mqtt_tls_probe.dev.harness import BackgroundBroker
+from mqtt_tls_probe.dev.pki import PkiFiles, init_pki
 
 from .servers import ipv6_loopback
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from mqtt_tls_probe.harness import BrokerHandle
-from mqtt_tls_probe.pki import PkiFiles, create_root_ca
+from mqtt_tls_probe.dev.harness import BrokerHandle
+from mqtt_tls_probe.dev.pki import PkiFiles, create_root_ca
 
-from .conftest import probe, probe_json
+from .helpers import probe, probe_json
 from .servers import free_port
 
 

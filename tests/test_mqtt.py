@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from mqtt_tls_probe.harness import BrokerHandle
-from mqtt_tls_probe.pki import PkiFiles
+from mqtt_tls_probe.dev.harness import BrokerHandle
+from mqtt_tls_probe.dev.pki import PkiFiles
 
 from .brokers import mosquitto
-from .conftest import probe, probe_json, stage
+from .helpers import connect_json, probe, probe_json, stage
 from .mqtt5_server import Behaviour, mqtt5_session
 from .servers import TcpServer, server_context, tls_handler
 
@@ -53,10 +53,6 @@ def password_file(tmp_path: Path) -> Path:
     return path
 
 
-def _connect(address: str, pki: PkiFiles, *args: str) -> tuple[int, dict[str, Any]]:
-    return probe_json("connect", address, "--ca-file", str(pki.ca_cert), *args)
-
-
 # --- mosquitto: passwords, ACLs, an unknown auth method --------------------------------
 
 
@@ -85,20 +81,22 @@ def test_password_good_bad_and_missing(
     secured_mosquitto: str, pki: PkiFiles, password_file: Path, tmp_path: Path, version: str
 ) -> None:
     base = ("--mqtt-version", version, "--username", "operator")
-    code, doc = _connect(secured_mosquitto, pki, *base, "--password-file", str(password_file))
+    code, doc = connect_json(
+        secured_mosquitto, pki.ca_cert, *base, "--password-file", str(password_file)
+    )
     assert code == 0, doc["error"]
     assert doc["mqtt"]["version"] == version
 
     wrong = tmp_path / "wrong"
     wrong.write_text("not-the-password")
-    code, doc = _connect(secured_mosquitto, pki, *base, "--password-file", str(wrong))
+    code, doc = connect_json(secured_mosquitto, pki.ca_cert, *base, "--password-file", str(wrong))
     assert code == 7
     assert doc["error"]["kind"] == "not_authorized"
     # The code as the broker sent it: 0x87 in MQTT 5, return code 5 in 3.1.1.
     assert doc["mqtt"]["reason_code"] == (0x87 if version == "5" else 5)
 
-    code, doc = _connect(
-        secured_mosquitto, pki, "--mqtt-version", version, "--username", "operator"
+    code, doc = connect_json(
+        secured_mosquitto, pki.ca_cert, "--mqtt-version", version, "--username", "operator"
     )
     assert code == 7
     assert doc["error"]["kind"] == "not_authorized"
@@ -108,7 +106,7 @@ def test_password_from_the_environment(
     secured_mosquitto: str, pki: PkiFiles, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PROBE_MQTT_PASSWORD", PASSWORD)
-    code, doc = _connect(secured_mosquitto, pki, "--username", "operator")
+    code, doc = connect_json(secured_mosquitto, pki.ca_cert, "--username", "operator")
     assert code == 0, doc["error"]
 
 
@@ -116,9 +114,9 @@ def test_publish_denied_by_acl_is_publish_refused(
     secured_mosquitto: str, pki: PkiFiles, password_file: Path
 ) -> None:
     creds = ("--username", "operator", "--password-file", str(password_file))
-    code, doc = _connect(secured_mosquitto, pki, *creds, "--topic", "probe/allowed")
+    code, doc = connect_json(secured_mosquitto, pki.ca_cert, *creds, "--topic", "probe/allowed")
     assert code == 0, doc["error"]
-    code, doc = _connect(secured_mosquitto, pki, *creds, "--topic", "denied/t")
+    code, doc = connect_json(secured_mosquitto, pki.ca_cert, *creds, "--topic", "denied/t")
     assert code == 8
     assert doc["error"]["kind"] == "publish_refused"
     assert "0x87" in doc["error"]["message"]
@@ -130,7 +128,7 @@ def test_sat_to_mosquitto_is_bad_auth_method(
 ) -> None:
     listener = [f"certfile {pki.server_cert}", f"keyfile {pki.server_key}", "allow_anonymous true"]
     with mosquitto(tmp_path / "broker", listener) as port:
-        code, doc = _connect(f"127.0.0.1:{port}", pki, "--sat-file", str(token_file))
+        code, doc = connect_json(f"127.0.0.1:{port}", pki.ca_cert, "--sat-file", str(token_file))
     assert code == 7
     assert doc["error"]["kind"] == "bad_auth_method"
     assert doc["mqtt"]["reason_code"] == 0x8C
@@ -139,7 +137,7 @@ def test_sat_to_mosquitto_is_bad_auth_method(
 def test_mosquitto_connack_properties_are_reported(pki: PkiFiles, tmp_path: Path) -> None:
     listener = [f"certfile {pki.server_cert}", f"keyfile {pki.server_key}", "allow_anonymous true"]
     with mosquitto(tmp_path / "broker", listener) as port:
-        code, doc = _connect(f"127.0.0.1:{port}", pki, "--client-id", "")
+        code, doc = connect_json(f"127.0.0.1:{port}", pki.ca_cert, "--client-id", "")
     assert code == 0, doc["error"]
     # An empty client id makes an MQTT 5 broker assign one, and say so in CONNACK.
     assert doc["mqtt"]["properties"]["assigned_client_identifier"]
@@ -152,7 +150,9 @@ def test_amqtt_never_answers_a_v5_connect_with_properties(
     harness: BrokerHandle, pki: PkiFiles, token_file: Path
 ) -> None:
     started = time.monotonic()
-    code, doc = _connect(harness.address, pki, "--sat-file", str(token_file), "--timeout", "1")
+    code, doc = connect_json(
+        harness.address, pki.ca_cert, "--sat-file", str(token_file), "--timeout", "1"
+    )
     assert time.monotonic() - started < 5
     assert code == 7
     assert doc["error"]["kind"] == "no_connack"
@@ -196,7 +196,9 @@ def test_k8s_sat_accepted_with_claims_reported(
     serve: Any, pki: PkiFiles, token_file: Path, challenge: bool
 ) -> None:
     behaviour = Behaviour(token=_token(token_file), challenge=challenge)
-    code, doc = _connect(serve(behaviour), pki, "--sat-file", str(token_file), "--roundtrip")
+    code, doc = connect_json(
+        serve(behaviour), pki.ca_cert, "--sat-file", str(token_file), "--roundtrip"
+    )
     assert code == 0, doc["error"]
     sat = doc["mqtt"]["sat"]
     assert sat["aud"] == ["aio-internal"]
@@ -222,7 +224,7 @@ def test_k8s_sat_refused(
     other = tmp_path / "other-token"
     other.write_text(make_token(["aio-mq"], expires_in=-60))
     address = serve(Behaviour(token=_token(token_file), bad_token_code=code))
-    exit_code, doc = _connect(address, pki, "--sat-file", str(other))
+    exit_code, doc = connect_json(address, pki.ca_cert, "--sat-file", str(other))
     assert exit_code == 7
     assert doc["error"]["kind"] == kind
     assert doc["mqtt"]["reason_code"] == code
@@ -232,7 +234,7 @@ def test_k8s_sat_refused(
 
 def test_sat_is_never_retried_as_311(serve: Any, pki: PkiFiles, token_file: Path) -> None:
     behaviour = Behaviour(token=_token(token_file), connack_code=0x84)
-    code, doc = _connect(serve(behaviour), pki, "--sat-file", str(token_file))
+    code, doc = connect_json(serve(behaviour), pki.ca_cert, "--sat-file", str(token_file))
     assert code == 7
     assert doc["error"]["kind"] == "protocol_unsupported"
     assert "K8S-SAT" in doc["error"]["message"]
@@ -250,26 +252,30 @@ def test_sat_is_never_retried_as_311(serve: Any, pki: PkiFiles, token_file: Path
     ],
 )
 def test_connack_codes(serve: Any, pki: PkiFiles, connack: int, kind: str) -> None:
-    code, doc = _connect(serve(Behaviour(connack_code=connack)), pki, "--mqtt-version", "5")
+    code, doc = connect_json(
+        serve(Behaviour(connack_code=connack)), pki.ca_cert, "--mqtt-version", "5"
+    )
     assert code == 7
     assert doc["error"]["kind"] == kind
     assert doc["mqtt"]["reason_code"] == connack
 
 
 def test_no_connack_within_the_timeout(serve: Any, pki: PkiFiles) -> None:
-    code, doc = _connect(serve(Behaviour(silent=True)), pki, "--timeout", "0.5")
+    code, doc = connect_json(serve(Behaviour(silent=True)), pki.ca_cert, "--timeout", "0.5")
     assert code == 7
     assert doc["error"]["kind"] == "no_connack"
 
 
 def test_connection_dropped_after_connect(serve: Any, pki: PkiFiles) -> None:
-    code, doc = _connect(serve(Behaviour(drop_after_connect=True)), pki)
+    code, doc = connect_json(serve(Behaviour(drop_after_connect=True)), pki.ca_cert)
     assert code == 7
     assert doc["error"]["kind"] == "connection_dropped"
 
 
 def test_broker_disconnect_is_reported_with_its_reason(serve: Any, pki: PkiFiles) -> None:
-    code, doc = _connect(serve(Behaviour(disconnect_on_subscribe=0x8B)), pki, "--roundtrip")
+    code, doc = connect_json(
+        serve(Behaviour(disconnect_on_subscribe=0x8B)), pki.ca_cert, "--roundtrip"
+    )
     assert code == 7
     assert doc["error"]["kind"] == "connection_dropped"
     assert "DISCONNECT 0x8B Server shutting down" in doc["error"]["message"]
@@ -277,18 +283,20 @@ def test_broker_disconnect_is_reported_with_its_reason(serve: Any, pki: PkiFiles
 
 
 def test_subscribe_refused(serve: Any, pki: PkiFiles) -> None:
-    code, doc = _connect(serve(Behaviour(suback_code=0x87)), pki, "--roundtrip")
+    code, doc = connect_json(serve(Behaviour(suback_code=0x87)), pki.ca_cert, "--roundtrip")
     assert code == 8
     assert doc["error"]["kind"] == "subscribe_refused"
     assert "SUBACK 0x87" in doc["error"]["message"]
 
 
 def test_message_not_received(serve: Any, pki: PkiFiles) -> None:
-    code, doc = _connect(serve(Behaviour(deliver=False)), pki, "--roundtrip", "--timeout", "0.5")
+    code, doc = connect_json(
+        serve(Behaviour(deliver=False)), pki.ca_cert, "--roundtrip", "--timeout", "0.5"
+    )
     assert code == 8
     assert doc["error"]["kind"] == "message_not_received"
     # The twin: the same server delivering completes the round trip.
-    code, doc = _connect(serve(Behaviour()), pki, "--roundtrip", "--timeout", "0.5")
+    code, doc = connect_json(serve(Behaviour()), pki.ca_cert, "--roundtrip", "--timeout", "0.5")
     assert code == 0, doc["error"]
 
 
@@ -357,7 +365,7 @@ def test_password_variable_without_a_user_name_is_ignored(
     harness: BrokerHandle, pki: PkiFiles, password_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PROBE_MQTT_PASSWORD", PASSWORD)
-    code, doc = _connect(harness.address, pki)
+    code, doc = connect_json(harness.address, pki.ca_cert)
     assert code == 0, doc["error"]
     # The twin: the password file, explicit, does need a user name.
     result = probe("connect", harness.address, "--password-file", str(password_file))

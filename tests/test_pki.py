@@ -17,9 +17,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, SignatureAlgorit
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
 from mqtt_tls_probe.aio import QUICKSTART_CA_CN
-from mqtt_tls_probe.pki import PkiFiles, init_pki
+from mqtt_tls_probe.dev.pki import PkiFiles, init_pki
 
-from .conftest import probe, probe_json
+from .helpers import probe, probe_json
 
 
 def _load(path: Path) -> list[x509.Certificate]:

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from mqtt_tls_probe.harness import BackgroundBroker, BrokerHandle
-from mqtt_tls_probe.pki import (
+from mqtt_tls_probe.dev.harness import BackgroundBroker, BrokerHandle
+from mqtt_tls_probe.dev.pki import (
     PkiFiles,
     create_root_ca,
     init_pki,
@@ -22,7 +22,7 @@ from mqtt_tls_probe.pki import (
 )
 
 from .brokers import mosquitto
-from .conftest import probe, probe_json, stage
+from .helpers import probe, probe_json, stage, write_pem
 from .servers import (
     TcpServer,
     answer_http,
@@ -129,7 +129,7 @@ def test_tls12_only_server_and_tls_min_13_is_protocol_version(
 ) -> None:
     ca = create_root_ca("Protocol CA")
     leaf = issue_server_certificate(ca, ["127.0.0.1"])
-    (tmp_path / "ca.crt").write_bytes(ca.cert_pem())
+    write_pem(tmp_path / "ca.crt", ca)
     files = write_chain(tmp_path, [leaf, ca])
     context = server_context(*files, max_version=ssl.TLSVersion.TLSv1_2)
     with TcpServer(tls_handler(context)) as server:
@@ -218,7 +218,7 @@ def test_client_certificate_required_tls12(pki: PkiFiles, tmp_path: Path) -> Non
 def test_client_certificate_rejected_tls12(pki: PkiFiles, tmp_path: Path) -> None:
     other = create_root_ca("Other client CA")
     stranger = issue_client_certificate(other)
-    (tmp_path / "c.crt").write_bytes(stranger.cert_pem())
+    write_pem(tmp_path / "c.crt", stranger)
     (tmp_path / "c.key").write_bytes(stranger.key_pem())
     context = server_context(
         pki.server_cert, pki.server_key, max_version=ssl.TLSVersion.TLSv1_2, client_ca=pki.ca_cert

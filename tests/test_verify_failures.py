@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from mqtt_tls_probe.aio import QUICKSTART_CA_CN
-from mqtt_tls_probe.pki import (
+from mqtt_tls_probe.dev.pki import (
     CertAndKey,
     create_intermediate_ca,
     create_root_ca,
@@ -23,7 +23,7 @@ from mqtt_tls_probe.pki import (
 )
 
 from .brokers import harness_serving
-from .conftest import probe, probe_json, stage
+from .helpers import probe, probe_json, stage, write_pem
 from .servers import TcpServer, server_context, tls_handler, write_chain
 
 NOW = datetime.now(UTC)
@@ -63,8 +63,7 @@ def run_scenario(
     server_name: str = "127.0.0.1",
 ) -> Outcome:
     tmp_path.mkdir(parents=True, exist_ok=True)
-    ca_file = tmp_path / "trusted.crt"
-    ca_file.write_bytes(b"".join(t.cert_pem() for t in trusted))
+    ca_file = write_pem(tmp_path / "trusted.crt", *trusted)
     with harness_serving(tmp_path / "broker", chain, trusted[0]) as handle:
         code, doc = probe_json("connect", handle.address, "--ca-file", str(ca_file), *args)
         verdict = _openssl_accepts(handle.port, ca_file, server_name)
@@ -198,7 +197,7 @@ def test_expiring_ca_and_quickstart_are_warnings_on_success(tmp_path: Path) -> N
 def test_insecure_connects_and_says_unverified(tmp_path: Path, ca: CertAndKey) -> None:
     chain = [issue_server_certificate(ca, ["aio-broker"]), ca]
     ca_file = tmp_path / "ca.crt"
-    ca_file.write_bytes(ca.cert_pem())
+    write_pem(ca_file, ca)
     with harness_serving(tmp_path / "broker", chain, ca) as handle:
         code, doc = probe_json("connect", handle.address, "--insecure")
         text = probe("connect", handle.address, "--insecure", "--ca-file", str(ca_file))
@@ -214,7 +213,7 @@ def test_insecure_connects_and_says_unverified(tmp_path: Path, ca: CertAndKey) -
 
 def test_verbose_text_shows_chain_and_trust_bundle(tmp_path: Path, ca: CertAndKey) -> None:
     chain = [issue_server_certificate(ca, LOCAL), ca]
-    (tmp_path / "ca.crt").write_bytes(ca.cert_pem())
+    write_pem(tmp_path / "ca.crt", ca)
     with harness_serving(tmp_path / "broker", chain, ca) as handle:
         result = probe("connect", handle.address, "--ca-file", str(tmp_path / "ca.crt"), "-v")
     assert result.exit_code == 0
@@ -239,7 +238,7 @@ def test_no_byte_of_mqtt_crosses_a_connection_that_failed_verification(
             received.append(b"")
 
     files = write_chain(tmp_path, [issue_server_certificate(ca, ["aio-broker"]), ca])
-    (tmp_path / "ca.crt").write_bytes(ca.cert_pem())
+    write_pem(tmp_path / "ca.crt", ca)
     (tmp_path / "password").write_text("s3cret-password\n")
     with TcpServer(tls_handler(server_context(*files), after=record)) as server:
         code, doc = probe_json(

@@ -12,17 +12,18 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from mqtt_tls_probe.errors import ErrorKind
-from mqtt_tls_probe.pki import (
+from mqtt_tls_probe.core.verify import explain_rejection, find_problem, findings
+from mqtt_tls_probe.dev.pki import (
     CertAndKey,
     create_intermediate_ca,
     create_root_ca,
     issue_server_certificate,
 )
-from mqtt_tls_probe.verify import explain_rejection, find_problem, findings
+from mqtt_tls_probe.errors import ErrorKind
+from mqtt_tls_probe.model import Finding, FindingCode
 
 from .brokers import harness_serving
-from .conftest import probe_json
+from .helpers import probe_json, write_pem
 
 NOW = datetime.now(UTC)
 DAY = timedelta(days=1)
@@ -112,13 +113,21 @@ def test_a_chain_openssl_accepts_is_never_failed_only_warned(tmp_path: Path) -> 
     """cryptography is stricter than OpenSSL: its objections are warnings, not failures."""
     plain = create_root_ca("Plain openssl req CA", with_key_usage=False)
     chain = [issue_server_certificate(plain, ["localhost", "127.0.0.1"]), plain]
-    (tmp_path / "ca.crt").write_bytes(plain.cert_pem())
+    write_pem(tmp_path / "ca.crt", plain)
     with harness_serving(tmp_path / "broker", chain, plain) as handle:
         code, doc = probe_json("connect", handle.address, "--ca-file", str(tmp_path / "ca.crt"))
     assert code == 0
     strict = [w for w in doc["warnings"] if w["code"] == "strict_verification"]
     assert len(strict) == 1
     assert "OpenSSL accepts this chain" in strict[0]["message"]
-    # The twin: a chain both accept carries no such warning.
-    good = [c.certificate for c in (issue_server_certificate(create_root_ca(), ["h"]),)]
-    assert not [f for f in findings(good, [], "h", NOW) if f.code == "strict_verification"]
+    # The twin, with real anchors so that the strict verifier runs: a chain both accept
+    # carries no such warning, and the same leaf under the plain CA does.
+    quickstart = create_root_ca()
+    good = [issue_server_certificate(quickstart, ["h"]).certificate]
+    assert not _strict(findings(good, [quickstart.certificate], "h", NOW))
+    plain_leaf = [issue_server_certificate(plain, ["h"]).certificate]
+    assert _strict(findings(plain_leaf, [plain.certificate], "h", NOW))
+
+
+def _strict(found: list[Finding]) -> list[Finding]:
+    return [f for f in found if f.code == FindingCode.STRICT_VERIFICATION]

@@ -1,17 +1,44 @@
-"""What a probe run is asked to do, parsed and checked before any I/O."""
+"""What a run is asked to do: the option types, and the policy that builds them from flags.
+
+Rule: everything a command line (or the exporter's module file, or ``probe
+demo``) says is turned into a frozen ``ProbeConfig`` here, before any network
+I/O. Bad combinations are ``UsageError`` (exit 2). The only I/O is reading the
+local files the flags name (password, token, client certificate and key).
+"""
 
 from __future__ import annotations
 
 import ipaddress
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mqtt_tls_probe import aio
 from mqtt_tls_probe.errors import UsageError
-from mqtt_tls_probe.tls import TlsOptions
 
 DEFAULT_HOST = "localhost"
 DEFAULT_TIMEOUT = 10.0
+PASSWORD_VARIABLE = "PROBE_MQTT_PASSWORD"  # noqa: S105 (a variable name)
+TLS_VERSIONS = ("1.2", "1.3")
+MQTT_VERSIONS = ("5", "3.1.1")
+
+
+@dataclass(frozen=True)
+class ClientIdentity:
+    """A client certificate and its key, checked to belong together."""
+
+    cert_file: Path
+    key_file: Path
+    subject: str
+
+
+@dataclass(frozen=True)
+class TlsOptions:
+    server_name: str
+    tls_min: str | None = None
+    alpn: tuple[str, ...] = ()
+    client: ClientIdentity | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +92,103 @@ class ProbeConfig:
     @property
     def server_name(self) -> str:
         return self.tls.server_name
+
+
+@dataclass(frozen=True)
+class ConnectInputs:
+    """The raw inputs of ``probe connect``, as the flags give them (None: flag absent)."""
+
+    target: str = DEFAULT_HOST
+    port: int | None = None
+    ca_file: Path | None = None
+    insecure: bool = False
+    cluster: ClusterOptions = field(default_factory=ClusterOptions)
+    server_name: str | None = None
+    cert: Path | None = None
+    key: Path | None = None
+    tls_min: str | None = None
+    alpn: tuple[str, ...] = ()
+    mqtt_version: str | None = None  # None: 5, with one 3.1.1 retry
+    client_id: str | None = None
+    username: str | None = None
+    password_file: Path | None = None
+    sat_file: Path | None = None
+    roundtrip: bool = False
+    topic: str | None = None
+    timeout: float = DEFAULT_TIMEOUT
+
+
+def build_probe_config(
+    inputs: ConnectInputs, environ: Mapping[str, str] | None = None
+) -> ProbeConfig:
+    """The policy of ``probe connect``: turn its flags into a checked ``ProbeConfig``.
+
+    - ``--cert`` and ``--key`` go together, and the key must belong to the certificate;
+    - the password comes from ``--password-file`` (which needs ``--username``), else
+      from ``$PROBE_MQTT_PASSWORD``, read only with a user name: a variable left in a
+      CI environment must not break runs that sign in some other way;
+    - ``--sat-file`` needs MQTT 5; only a default version falls back to 3.1.1;
+    - the client id defaults to ``probe-`` and 8 random hex digits; ``""`` asks an
+      MQTT 5 broker to assign one;
+    - ``--topic`` implies ``--roundtrip``.
+
+    Raises:
+        UsageError: a bad value or combination; nothing has touched the network.
+    """
+    from mqtt_tls_probe.adapters import files
+
+    env = os.environ if environ is None else environ
+    host, port = parse_target(inputs.target, inputs.port)
+    if (inputs.cert is None) != (inputs.key is None):
+        raise UsageError("--cert and --key go together: pass both, or neither")
+    if inputs.sat_file is not None and inputs.mqtt_version == "3.1.1":
+        raise UsageError("--sat-file needs MQTT 5: MQTT 3.1.1 cannot carry the token")
+    if inputs.tls_min is not None and inputs.tls_min not in TLS_VERSIONS:
+        raise UsageError(f"--tls-min must be one of {', '.join(TLS_VERSIONS)}")
+    if inputs.mqtt_version is not None and inputs.mqtt_version not in MQTT_VERSIONS:
+        raise UsageError(f"--mqtt-version must be one of {', '.join(MQTT_VERSIONS)}")
+    client = None
+    if inputs.cert is not None and inputs.key is not None:
+        client = files.load_client_identity(inputs.cert, inputs.key)
+    password = None
+    if inputs.password_file is not None:
+        if inputs.username is None:
+            raise UsageError("--password-file needs --username")
+        password = files.read_secret_file(inputs.password_file, "password")
+    elif inputs.username is not None and PASSWORD_VARIABLE in env:
+        password = env[PASSWORD_VARIABLE].encode()
+    token = None
+    if inputs.sat_file is not None:
+        token = files.read_secret_file(inputs.sat_file, "token")
+    return ProbeConfig(
+        host=host,
+        port=port,
+        trust=TrustOptions(
+            ca_file=inputs.ca_file, insecure=inputs.insecure, cluster=inputs.cluster
+        ),
+        tls=TlsOptions(
+            server_name=inputs.server_name or host,
+            tls_min=inputs.tls_min,
+            alpn=inputs.alpn,
+            client=client,
+        ),
+        mqtt=MqttOptions(
+            client_id=new_client_id() if inputs.client_id is None else inputs.client_id,
+            version=inputs.mqtt_version or "5",
+            username=inputs.username,
+            password=password,
+            sat_token=token,
+        ),
+        version_fallback=inputs.mqtt_version is None,
+        topic=inputs.topic,
+        roundtrip=inputs.roundtrip or inputs.topic is not None,
+        timeout=inputs.timeout,
+    )
+
+
+def new_client_id(prefix: str = "probe") -> str:
+    # os.urandom, not secrets: the id is no secret, and secrets costs 8 ms of start-up.
+    return f"{prefix}-{os.urandom(4).hex()}"
 
 
 def parse_target(target: str, port: int | None) -> tuple[str, int]:

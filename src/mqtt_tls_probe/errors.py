@@ -7,6 +7,7 @@ kind -> stage (``KIND_STAGE``) -> exit code (``EXIT_CODES``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -234,22 +235,58 @@ DEFAULT_HINTS: dict[ErrorKind, str] = {
 }
 
 
-class ProbeError(Exception):
-    """An expected failure: a stable kind, one sentence of cause, one next step."""
+@dataclass(frozen=True)
+class ErrorInfo:
+    """Why a stage failed: the one error value of every report (``error`` in JSON).
 
-    def __init__(self, kind: ErrorKind, message: str, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-        self.hint = hint or DEFAULT_HINTS[kind]
+    The pure core returns it; adapters raise it wrapped in ``ProbeError``.
+    """
 
-    @property
-    def stage(self) -> Stage:
-        return KIND_STAGE[self.kind]
+    stage: Stage
+    kind: ErrorKind
+    message: str
+    hint: str
+
+    @classmethod
+    def of(cls, kind: ErrorKind, message: str, hint: str | None = None) -> ErrorInfo:
+        """The error of ``kind``: its stage follows from the kind, its hint defaults per kind."""
+        return cls(KIND_STAGE[kind], kind, message, hint or DEFAULT_HINTS[kind])
 
     @property
     def exit_code(self) -> int:
         return EXIT_CODES[self.stage]
+
+
+class ProbeError(Exception):
+    """An expected failure, raised by adapters: it carries one ``ErrorInfo``."""
+
+    def __init__(self, kind: ErrorKind, message: str, hint: str | None = None) -> None:
+        self.info = ErrorInfo.of(kind, message, hint)
+        super().__init__(message)
+
+    @classmethod
+    def from_info(cls, info: ErrorInfo) -> ProbeError:
+        return cls(info.kind, info.message, info.hint)
+
+    @property
+    def kind(self) -> ErrorKind:
+        return self.info.kind
+
+    @property
+    def message(self) -> str:
+        return self.info.message
+
+    @property
+    def hint(self) -> str:
+        return self.info.hint
+
+    @property
+    def stage(self) -> Stage:
+        return self.info.stage
+
+    @property
+    def exit_code(self) -> int:
+        return self.info.exit_code
 
 
 class UsageError(Exception):

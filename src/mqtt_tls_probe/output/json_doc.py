@@ -1,4 +1,4 @@
-"""The JSON document of ``--output json``: exactly the contract's keys, plus documented additions.
+"""The JSON documents of ``--output json``: exactly the contract's keys, plus documented additions.
 
 Rule: read the report, compute nothing. Additions to the contract (``roundtrip``,
 ``warnings``, and extra certificate and MQTT fields) are listed in README.md.
@@ -6,17 +6,38 @@ Rule: read the report, compute nothing. Additions to the contract (``roundtrip``
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from mqtt_tls_probe.certinfo import iso
-from mqtt_tls_probe.errors import ProbeError
-from mqtt_tls_probe.model import CertInfo, ErrorInfo, Finding, MqttInfo, ProbeReport
+from mqtt_tls_probe.core.certinfo import iso
+from mqtt_tls_probe.errors import ErrorInfo
+from mqtt_tls_probe.model import (
+    BundleReport,
+    CertInfo,
+    CertsInitReport,
+    ClusterReport,
+    DemoReport,
+    Finding,
+    InspectionReport,
+    MqttInfo,
+    ProbeReport,
+    Report,
+)
 
-if TYPE_CHECKING:
-    from mqtt_tls_probe.bundle import BundleReport
-    from mqtt_tls_probe.cluster_checks import ClusterReport
-    from mqtt_tls_probe.inspection import InspectionReport
+
+def render(report: Report) -> str:
+    """The one JSON object of a report, indented, ending with a newline."""
+    return json.dumps(document(report), indent=2) + "\n"
+
+
+def document(report: Report) -> dict[str, Any]:
+    """The JSON document of any report, as a dict."""
+    if isinstance(report, DemoReport):
+        return report_json(report.probe)
+    builder: Callable[[Any], dict[str, Any]] = _DOCUMENTS[type(report)]
+    return builder(report)
 
 
 def report_json(report: ProbeReport) -> dict[str, Any]:
@@ -115,7 +136,7 @@ def _ms(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
 
-def error_json(error: ErrorInfo | ProbeError | None) -> dict[str, str] | None:
+def error_json(error: ErrorInfo | None) -> dict[str, str] | None:
     if error is None:
         return None
     return {
@@ -164,3 +185,23 @@ def cluster_json(report: ClusterReport) -> dict[str, Any]:
         ],
         "exit_code": report.exit_code,
     }
+
+
+def certs_init_json(report: CertsInitReport) -> dict[str, Any]:
+    return {
+        "ok": True,
+        "directory": str(report.directory),
+        "files": [str(p) for p in report.files],
+        "ca": cert_json(report.ca),
+        "server": cert_json(report.server),
+        "exit_code": report.exit_code,
+    }
+
+
+_DOCUMENTS: dict[type, Callable[[Any], dict[str, Any]]] = {
+    ProbeReport: report_json,
+    BundleReport: bundle_json,
+    InspectionReport: inspection_json,
+    ClusterReport: cluster_json,
+    CertsInitReport: certs_init_json,
+}

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mqtt_tls_probe.pki import PkiFiles
+from mqtt_tls_probe.dev.pki import PkiFiles
 
 DEFAULT_HOST = "127.0.0.1"
 _START_TIMEOUT = 15.0

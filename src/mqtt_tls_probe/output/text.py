@@ -1,4 +1,4 @@
-"""The text report: one line per stage, then the cause and the next step.
+"""The text reports: for connect, one line per stage, then the cause and the next step.
 
 Rule: read the report, compute nothing; return lines, print nothing.
 """
@@ -6,19 +6,40 @@ Rule: read the report, compute nothing; return lines, print nothing.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING
 
-from mqtt_tls_probe.certinfo import iso
-from mqtt_tls_probe.errors import ProbeError, Stage
-from mqtt_tls_probe.model import CertInfo, ProbeReport, StageResult
-
-if TYPE_CHECKING:
-    from mqtt_tls_probe.bundle import BundleReport
-    from mqtt_tls_probe.cluster_checks import ClusterReport
-    from mqtt_tls_probe.inspection import InspectionReport
+from mqtt_tls_probe import aio
+from mqtt_tls_probe.core.certinfo import iso, to_pem
+from mqtt_tls_probe.errors import ErrorInfo, Stage
+from mqtt_tls_probe.model import (
+    BundleReport,
+    CertInfo,
+    CertsInitReport,
+    ClusterReport,
+    DemoReport,
+    InspectionReport,
+    ProbeReport,
+    Report,
+    StageResult,
+)
 
 _NAME_WIDTH = max(len(s) for s in Stage)
+
+
+def render(report: Report, *, verbose: bool = False) -> str:
+    """The text of any report, one line each, ending with a newline."""
+    if isinstance(report, ProbeReport):
+        lines = render_report(report, verbose=verbose)
+    elif isinstance(report, DemoReport):
+        lines = [*report.notes, *render_report(report.probe, verbose=verbose)]
+    elif isinstance(report, BundleReport):
+        lines = render_bundle(report)
+    elif isinstance(report, InspectionReport):
+        lines = render_inspection(report)
+    elif isinstance(report, ClusterReport):
+        lines = render_cluster(report)
+    else:
+        lines = render_certs_init(report)
+    return "\n".join(lines) + "\n"
 
 
 def render_report(report: ProbeReport, *, verbose: bool = False) -> list[str]:
@@ -99,7 +120,7 @@ def certificate_lines(cert: CertInfo, index: int) -> list[str]:
     return lines
 
 
-def render_bundle(report: BundleReport, written: Path | None = None) -> list[str]:
+def render_bundle(report: BundleReport) -> list[str]:
     if report.error is not None or report.bundle is None:
         return _failure_lines(report.error)
     bundle = report.bundle
@@ -109,8 +130,8 @@ def render_bundle(report: BundleReport, written: Path | None = None) -> list[str
         lines.append(f"note: {bundle.note}")
     for index, cert in enumerate(report.certificates):
         lines += certificate_lines(cert, index)
-    if written is not None:
-        lines += ["", f"wrote the bundle's PEM to {written}"]
+    if report.written is not None:
+        lines += ["", f"wrote the bundle's PEM to {report.written}"]
     return lines
 
 
@@ -139,7 +160,18 @@ def render_cluster(report: ClusterReport) -> list[str]:
     return lines
 
 
-def _failure_lines(error: ProbeError | None) -> list[str]:
+def render_certs_init(report: CertsInitReport) -> list[str]:
+    lines = [f"wrote {p}" + ("  (mode 0600)" if p.suffix == ".key" else "") for p in report.files]
+    ca_file = report.directory / "ca.crt"
+    return [
+        *lines,
+        "",
+        f"Start the harness broker:  probe broker --certs {report.directory}",
+        f"Then probe it:             probe connect localhost:{aio.BROKER_PORT} --ca-file {ca_file}",
+    ]
+
+
+def _failure_lines(error: ErrorInfo | None) -> list[str]:
     if error is None:  # pragma: no cover (reports without a result carry an error)
         return ["FAILED"]
     return [
@@ -147,3 +179,13 @@ def _failure_lines(error: ProbeError | None) -> list[str]:
         f"cause: {error.message}",
         f"hint:  {error.hint}",
     ]
+
+
+def pem_or_failure(report: BundleReport) -> tuple[str, str]:
+    """``bundle --pem``: the PEM for stdout, or the failure for stderr."""
+    if report.bundle is not None:
+        return to_pem(report.bundle.certificates).decode("ascii"), ""
+    error = report.error
+    if error is None:  # pragma: no cover (reports without a bundle carry an error)
+        return "", ""
+    return "", f"probe: {error.kind}: {error.message}\nhint: {error.hint}\n"

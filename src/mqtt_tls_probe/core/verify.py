@@ -1,6 +1,6 @@
 """The ``verify`` stage: why OpenSSL rejected a chain, and what else is worth saying.
 
-OpenSSL's verdict (see ``tls.py``) decides pass or fail. This module explains a
+OpenSSL's verdict (see ``adapters/tls.py``) decides pass or fail. This module explains a
 rejection from the certificates themselves, and on success reports findings:
 expiry soon, the quickstart CA, and what a strict RFC 5280 verifier
 (cryptography's, stricter than OpenSSL) would reject. It never fails a chain
@@ -34,7 +34,7 @@ from datetime import datetime
 from cryptography import x509
 
 from mqtt_tls_probe import aio
-from mqtt_tls_probe.certinfo import (
+from mqtt_tls_probe.core.certinfo import (
     authority_key_id,
     can_sign_certificates,
     common_name,
@@ -48,8 +48,9 @@ from mqtt_tls_probe.certinfo import (
     subject_alt_names,
     subject_key_id,
 )
-from mqtt_tls_probe.errors import ErrorKind, ProbeError
-from mqtt_tls_probe.model import Finding
+from mqtt_tls_probe.core.classify import verify_code_kind
+from mqtt_tls_probe.errors import ErrorInfo, ErrorKind
+from mqtt_tls_probe.model import Finding, FindingCode
 
 _MAX_PATH = 8
 
@@ -102,8 +103,8 @@ def explain_rejection(
     *,
     verify_code: int | None = None,
     verify_message: str | None = None,
-) -> ProbeError:
-    """Why a chain is not trusted, as a ``ProbeError`` of the verify stage.
+) -> ErrorInfo:
+    """Why a chain is not trusted: an ``ErrorInfo`` of the verify stage.
 
     ``chain`` is what the server sent (it may be empty when it could not be
     read); ``verify_code``/``verify_message`` are OpenSSL's, used last.
@@ -119,7 +120,7 @@ def find_problem(
     anchors: Sequence[x509.Certificate] | None,
     server_name: str,
     now: datetime,
-) -> ProbeError | None:
+) -> ErrorInfo | None:
     """The first problem of ``chain``, in the order of the module's rule, or None.
 
     ``anchors=None`` means the trust anchors are unknown (``--insecure``
@@ -144,7 +145,7 @@ def find_problem(
     if path.anchor is not None:
         return _anchored_reason(path, path.anchor, leaf, server_name, now)
     if is_self_signed(leaf):
-        return ProbeError(
+        return ErrorInfo.of(
             ErrorKind.SELF_SIGNED_LEAF,
             f"The server presents a self-signed certificate ({name_of(leaf.subject)}), "
             "and the trust bundle does not hold it.",
@@ -152,17 +153,17 @@ def find_problem(
     return _unanchored_reason(path, chain, anchors)
 
 
-def _validity_error(cert: x509.Certificate, position: int, now: datetime) -> ProbeError | None:
+def _validity_error(cert: x509.Certificate, position: int, now: datetime) -> ErrorInfo | None:
     which = "The server certificate" if position == 0 else "The intermediate CA certificate"
     label = f"{which} {name_of(cert.subject)}"
     window = f"valid {iso(cert.not_valid_before_utc)} to {iso(cert.not_valid_after_utc)}"
     if now < cert.not_valid_before_utc:
-        return ProbeError(
+        return ErrorInfo.of(
             ErrorKind.CERT_NOT_YET_VALID,
             f"{label} is not valid yet: {window}, and the clock here says {iso(now)}.",
         )
     if now > cert.not_valid_after_utc:
-        return ProbeError(
+        return ErrorInfo.of(
             ErrorKind.CERT_EXPIRED,
             f"{label} has expired ({_ago(cert.not_valid_after_utc, now)}): {window}, "
             f"and the clock here says {iso(now)}.",
@@ -181,10 +182,10 @@ def _anchored_reason(
     leaf: x509.Certificate,
     server_name: str,
     now: datetime,
-) -> ProbeError | None:
+) -> ErrorInfo | None:
     if now > anchor.not_valid_after_utc or now < anchor.not_valid_before_utc:
         state = "expired" if now > anchor.not_valid_after_utc else "is not yet valid"
-        return ProbeError(
+        return ErrorInfo.of(
             ErrorKind.CA_EXPIRED,
             f"The chain leads to the trusted CA {name_of(anchor.subject)}, which {state}: "
             f"valid {iso(anchor.not_valid_before_utc)} to {iso(anchor.not_valid_after_utc)}, "
@@ -196,12 +197,12 @@ def _anchored_reason(
             what = "is not a CA (basicConstraints CA:TRUE missing)"
             if is_ca(issuer):
                 what = "may not sign certificates (keyUsage lacks keyCertSign)"
-            return ProbeError(
+            return ErrorInfo.of(
                 ErrorKind.CA_INVALID,
                 f"The certificate {name_of(issuer.subject)} that issued the chain {what}.",
             )
     if not is_self_signed(anchor) and anchor is not leaf:
-        return ProbeError(
+        return ErrorInfo.of(
             ErrorKind.UNKNOWN_CA,
             f"The trusted certificate {name_of(anchor.subject)} is an intermediate CA, and "
             f"its issuer {name_of(anchor.issuer)} is not in the trust bundle.",
@@ -214,12 +215,12 @@ def _anchored_reason(
 
 def _unanchored_reason(
     path: ChainPath, chain: Sequence[x509.Certificate], anchors: Sequence[x509.Certificate]
-) -> ProbeError:
+) -> ErrorInfo:
     top = path.top
     same_name = [a for a in anchors if a.subject == top.issuer]
     if same_name:
         stale = same_name[0]
-        return ProbeError(
+        return ErrorInfo.of(
             ErrorKind.CA_ROTATED,
             f"The trust bundle holds {name_of(stale.subject)}, but the server's certificate was "
             f"signed by another key with that name ({_key_ids(top, stale)}): the CA was "
@@ -227,7 +228,7 @@ def _unanchored_reason(
         )
     trusted = _trusted_names(anchors)
     if len(chain) == 1:
-        return ProbeError(
+        return ErrorInfo.of(
             ErrorKind.INCOMPLETE_CHAIN,
             f"The server sent only its own certificate; its issuer {name_of(top.issuer)} was "
             f"neither sent nor trusted (trusted: {trusted}).",
@@ -241,7 +242,7 @@ def _unanchored_reason(
         if origin is not None
         else f"{name_of(top.issuer)}"
     )
-    return ProbeError(
+    return ErrorInfo.of(
         ErrorKind.UNKNOWN_CA,
         f"The server's chain leads to {issuer_text}; it is not trusted (trusted: {trusted}).",
         f"Trust the CA that issued the broker's certificate ({name_of(top.issuer)}): for Azure IoT "
@@ -302,7 +303,7 @@ def _dns_match(pattern: str, name: str) -> bool:
     return False
 
 
-def hostname_error(leaf: x509.Certificate, server_name: str) -> ProbeError:
+def hostname_error(leaf: x509.Certificate, server_name: str) -> ErrorInfo:
     sans = subject_alt_names(leaf)
     listed = ", ".join(sans) if sans else f"no SAN, CN={common_name(leaf.subject)}"
     hint = (
@@ -319,7 +320,7 @@ def hostname_error(leaf: x509.Certificate, server_name: str) -> ProbeError:
     elif sans:
         first = sans[0].split(":", 1)[1]
         hint = f"Connect to a name the certificate lists, or add --server-name {first}."
-    return ProbeError(
+    return ErrorInfo.of(
         ErrorKind.HOSTNAME_MISMATCH,
         f"The server certificate is not valid for {server_name}: it lists {listed}.",
         hint,
@@ -328,34 +329,18 @@ def hostname_error(leaf: x509.Certificate, server_name: str) -> ProbeError:
 
 # --- OpenSSL's own words, when the certificates do not say more ---------------
 
-_OPENSSL_CODES: dict[int, ErrorKind] = {
-    2: ErrorKind.UNKNOWN_CA,  # unable to get issuer certificate
-    7: ErrorKind.CA_ROTATED,  # certificate signature failure: same issuer name, other key
-    9: ErrorKind.CERT_NOT_YET_VALID,
-    10: ErrorKind.CERT_EXPIRED,
-    18: ErrorKind.SELF_SIGNED_LEAF,
-    19: ErrorKind.UNKNOWN_CA,  # self-signed certificate in certificate chain
-    20: ErrorKind.UNKNOWN_CA,  # unable to get local issuer certificate
-    21: ErrorKind.UNKNOWN_CA,  # unable to verify the first certificate
-    24: ErrorKind.CA_INVALID,  # invalid CA certificate
-    32: ErrorKind.CA_INVALID,  # key usage does not include certificate signing
-    62: ErrorKind.HOSTNAME_MISMATCH,
-    64: ErrorKind.HOSTNAME_MISMATCH,  # IP address mismatch
-    79: ErrorKind.CA_INVALID,  # invalid CA certificate (strict)
-}
-
 
 def _from_openssl(
     code: int | None,
     message: str | None,
     chain: Sequence[x509.Certificate],
     server_name: str,
-) -> ProbeError:
+) -> ErrorInfo:
     said = f"OpenSSL: {message} (verify error {code})" if code is not None else "OpenSSL"
-    kind = _OPENSSL_CODES.get(code or -1, ErrorKind.CA_INVALID)
+    kind = verify_code_kind(code)
     if kind is ErrorKind.HOSTNAME_MISMATCH and chain:
         return hostname_error(chain[0], server_name)
-    return ProbeError(
+    return ErrorInfo.of(
         kind,
         f"The server certificate was rejected ({said}).",
         "Look at the chain the server sends: probe inspect HOST:PORT -v",
@@ -383,7 +368,7 @@ def findings(
             role = "CA" if is_ca(cert) else "certificate"
             result.append(
                 Finding(
-                    "expires_soon",
+                    FindingCode.EXPIRES_SOON,
                     f"The {role} {name_of(cert.subject)} expires in {left} day(s), on "
                     f"{iso(cert.not_valid_after_utc)}.",
                 )
@@ -391,7 +376,7 @@ def findings(
     if any(is_quickstart_ca(c) for c in [*path.certs, *([path.anchor] if path.anchor else [])]):
         result.append(
             Finding(
-                "quickstart_ca",
+                FindingCode.QUICKSTART_CA,
                 "The chain ends at the Azure IoT Operations quickstart CA: for tests only, "
                 "not for production (it lives 30 days).",
             )
@@ -400,7 +385,7 @@ def findings(
     if strict is not None:
         result.append(
             Finding(
-                "strict_verification",
+                FindingCode.STRICT_VERIFICATION,
                 "OpenSSL accepts this chain, but a strict RFC 5280 verifier (cryptography) "
                 f"rejects it: {strict}. Clients with strict defaults (Python 3.13+, rustls) "
                 "may refuse it.",

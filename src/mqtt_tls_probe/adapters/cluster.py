@@ -27,9 +27,9 @@ from types import ModuleType
 from typing import Any
 
 from mqtt_tls_probe.config import ClusterOptions
+from mqtt_tls_probe.core.trust_bundle import bundle_from_configmap
 from mqtt_tls_probe.errors import ErrorKind, ProbeError
-from mqtt_tls_probe.model import TrustSource
-from mqtt_tls_probe.trust import TrustBundle, bundle_certificates
+from mqtt_tls_probe.model import TrustBundle
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 # Tests (and unusual pods) point the in-cluster path elsewhere with this.
@@ -44,6 +44,7 @@ class ApiError(Exception):
     status: int
     reason: str
     message: str
+    path: str = ""
 
     def __str__(self) -> str:
         return f"{self.status} {self.reason}: {self.message}"
@@ -159,7 +160,7 @@ class ClusterClient:
             raise self._unreachable(exc) from exc
         text = response.data.decode("utf-8", "replace") if response.data else ""
         if not 200 <= response.status < 300:
-            raise _api_error(response.status, text)
+            raise _api_error(response.status, text, path)
         try:
             document = json.loads(text)
         except ValueError as exc:
@@ -241,14 +242,15 @@ def _first_current_context(paths: list[Path]) -> str | None:
     return None
 
 
-def _api_error(status: int, text: str) -> ApiError:
+def _api_error(status: int, text: str, path: str) -> ApiError:
     try:
         body = json.loads(text)
     except ValueError:
         body = {}
     if not isinstance(body, dict):
         body = {}
-    return ApiError(status, str(body.get("reason", "")), str(body.get("message", text[:200])))
+    reason, message = str(body.get("reason", "")), str(body.get("message", text[:200]))
+    return ApiError(status, reason, message, path)
 
 
 def _one_line(exc: object) -> str:
@@ -280,35 +282,35 @@ def configmap_path(namespace: str, name: str) -> str:
     return f"/api/v1/namespaces/{namespace}/configmaps/{name}"
 
 
-def read_trust_bundle(options: ClusterOptions, timeout: float) -> TrustBundle:
-    """The CA certificates of the trust bundle ConfigMap.
+@dataclass(frozen=True)
+class FoundConfigMap:
+    name: str
+    document: dict[str, Any]
+    note: str  # which of the default names was used, when not the first
+
+
+def find_trust_configmap(client: ClusterClient, options: ClusterOptions) -> FoundConfigMap:
+    """The trust bundle's ConfigMap object.
 
     With the default name, a missing quickstart ConfigMap falls back to the
     name later releases use; an explicit ``--configmap`` turns that off.
+
+    Raises:
+        ApiError: the API server answered with an error other than 404.
+        ProbeError: ``trust_bundle_not_found``, or ``cluster_unreachable``.
     """
-    return fetch_trust_bundle(ClusterClient(options, timeout), options)
-
-
-def fetch_trust_bundle(client: ClusterClient, options: ClusterOptions) -> TrustBundle:
     namespace = options.namespace
     missing: list[str] = []
     for name in options.configmap_candidates:
         try:
-            configmap = client.get(configmap_path(namespace, name))
+            document = client.get(configmap_path(namespace, name))
         except ApiError as error:
             if error.status == 404:
                 missing.append(name)
                 continue
-            if error.status in (401, 403):
-                raise forbidden_error(error, "get", "configmaps", namespace) from error
-            raise ProbeError(
-                ErrorKind.CLUSTER_UNREACHABLE,
-                f"The API server failed to read the ConfigMap {namespace}/{name}: {error}.",
-            ) from error
-        note = ""
-        if missing:
-            note = f"{missing[0]} is absent, using {name} (later releases)"
-        return _bundle_from_configmap(configmap, namespace, name, options.configmap_key, note)
+            raise
+        note = f"{missing[0]} is absent, using {name} (later releases)" if missing else ""
+        return FoundConfigMap(name, document, note)
     names = " or ".join(missing)
     raise ProbeError(
         ErrorKind.TRUST_BUNDLE_NOT_FOUND,
@@ -318,27 +320,28 @@ def fetch_trust_bundle(client: ClusterClient, options: ClusterOptions) -> TrustB
     )
 
 
-def _bundle_from_configmap(
-    configmap: dict[str, Any], namespace: str, name: str, key: str, note: str
-) -> TrustBundle:
-    data = configmap.get("data") or {}
-    binary = configmap.get("binaryData") or {}
-    where = f"configmap {namespace}/{name}[{key}]"
-    if key in data:
-        raw = str(data[key]).encode()
-    elif key in binary:
-        import base64
+def read_trust_bundle(options: ClusterOptions, timeout: float) -> TrustBundle:
+    """The CA certificates of the trust bundle ConfigMap.
 
-        raw = base64.b64decode(binary[key])
-    else:
-        keys = sorted([*data, *binary])
-        raise ProbeError(
-            ErrorKind.TRUST_BUNDLE_KEY_MISSING,
-            f"The ConfigMap {namespace}/{name} has no key {key!r}; its keys: "
-            f"{', '.join(keys) or 'none'}.",
-            f"Pass the key that holds the CA: --configmap-key {keys[0]}"
-            if keys
-            else "The ConfigMap is empty: check the component that fills it (trust-manager).",
-        )
-    certs = bundle_certificates(raw, where)
-    return TrustBundle(TrustSource.CLUSTER, where, tuple(certs), note)
+    Raises:
+        ProbeError: a ``trust`` kind.
+    """
+    client = ClusterClient(options, timeout)
+    try:
+        found = find_trust_configmap(client, options)
+    except ApiError as error:
+        raise configmap_failure(error, options.namespace) from error
+    return bundle_from_configmap(
+        found.document, options.namespace, found.name, options.configmap_key, found.note
+    )
+
+
+def configmap_failure(error: ApiError, namespace: str) -> ProbeError:
+    """What an API error on the trust bundle's ConfigMap means for the trust stage."""
+    if error.status in (401, 403):
+        return forbidden_error(error, "get", "configmaps", namespace)
+    name = error.path.rsplit("/", 1)[-1]
+    return ProbeError(
+        ErrorKind.CLUSTER_UNREACHABLE,
+        f"The API server failed to read the ConfigMap {namespace}/{name}: {error}.",
+    )

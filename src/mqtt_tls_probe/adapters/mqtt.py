@@ -5,13 +5,28 @@ one: that is what lets it time resolve, tcp and tls apart, and never send a
 password or token over a connection it has not verified. ``_PahoOnSocket`` is
 the seam. It hands paho that socket, keeps each CONNACK as the broker sent it
 (paho rewrites MQTT 3.1.1 return codes as v5 reason codes), and answers AUTH
-packets, which paho 2.x does not handle. Those three overrides touch paho
-internals (pinned to paho-mqtt 2.x); the tests against amqtt, mosquitto and
-the suite's own MQTT 5 server cover each of them. ``release`` closes what
-paho's ``loop()`` opens, which paho leaves to garbage collection.
+packets, which paho 2.x does not handle. ``release`` closes what paho's
+``loop()`` opens, which paho leaves to garbage collection.
 
+Those overrides lean on paho internals, read in paho-mqtt 2.2.0
+(https://github.com/eclipse-paho/paho.mqtt.python/blob/v2.2.0/src/paho/mqtt/client.py);
+``pyproject.toml`` pins paho to the 2.1-2.2 series accordingly, and the tests
+against amqtt, mosquitto and the suite's own MQTT 5 server cover each of them:
+
+- ``Client._create_socket`` (client.py line 4560): the one place paho opens a
+  connection, called from ``connect()``/``reconnect()``;
+- ``Client._in_packet`` (line 3155): the packet being handled, ``packet`` its
+  body after the fixed header, ``command`` its first byte;
+- ``Client._handle_connack`` (line 3849) and ``_handle_disconnect`` (line
+  4038), dispatched from ``_packet_handle`` (line 3802), which has no branch
+  for AUTH (0xF0) and answers it with ``MQTT_ERR_PROTOCOL``;
+- ``_pack_remaining_length`` (line 3356) and ``_packet_queue`` (line 3764) to
+  send the AUTH answer the way paho sends every packet;
+- ``_reset_sockets`` (line 1126) to close the socket and the wake-up pair.
+
+This module also owns the MQTT 5 -> 3.1.1 fallback (``open_session``).
 Every wait is bounded by a deadline of our own; outcomes are classified on
-the codes the broker sent, never on what ``loop()`` returns.
+the codes the broker sent (``core.classify``), never on what ``loop()`` returns.
 """
 
 from __future__ import annotations
@@ -20,7 +35,7 @@ import ssl
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -30,10 +45,17 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from mqtt_tls_probe import aio
-from mqtt_tls_probe.config import MqttOptions
+from mqtt_tls_probe.adapters.tls import handshake_error
+from mqtt_tls_probe.config import MqttOptions, TlsOptions
+from mqtt_tls_probe.core.classify import (
+    Connack,
+    connack_error,
+    no_connack_hint,
+    sat_needs_v5,
+    v311_return_code_name,
+)
 from mqtt_tls_probe.errors import ErrorKind, ProbeError
 from mqtt_tls_probe.model import RoundtripInfo
-from mqtt_tls_probe.tls import TlsOptions, classify_handshake_error
 
 _AUTH = 0xF0
 _CONTINUE_AUTHENTICATION = 0x18
@@ -41,29 +63,6 @@ _POLL = 0.25  # longest single wait inside the loop; the deadline is what bounds
 
 MQTT_VERSIONS = {"5": paho.MQTTv5, "3.1.1": paho.MQTTv311}
 
-# MQTT 3.1.1 CONNACK return codes (section 3.2.2.3) and what they mean here.
-_V311_CODES: dict[int, tuple[str, ErrorKind]] = {
-    1: ("Connection Refused, unacceptable protocol version", ErrorKind.PROTOCOL_UNSUPPORTED),
-    2: ("Connection Refused, identifier rejected", ErrorKind.CLIENT_ID_REJECTED),
-    3: ("Connection Refused, Server unavailable", ErrorKind.SERVER_UNAVAILABLE),
-    4: ("Connection Refused, bad user name or password", ErrorKind.BAD_CREDENTIALS),
-    5: ("Connection Refused, not authorized", ErrorKind.NOT_AUTHORIZED),
-}
-# MQTT 5 CONNACK reason codes (section 3.2.2.2); unlisted failures are
-# "the server will not serve this client now".
-_V5_KINDS: dict[int, ErrorKind] = {
-    0x81: ErrorKind.PROTOCOL_UNSUPPORTED,  # Malformed Packet
-    0x82: ErrorKind.PROTOCOL_UNSUPPORTED,  # Protocol Error
-    0x84: ErrorKind.PROTOCOL_UNSUPPORTED,  # Unsupported Protocol Version
-    0x85: ErrorKind.CLIENT_ID_REJECTED,  # Client Identifier not valid
-    0x86: ErrorKind.BAD_CREDENTIALS,  # Bad User Name or Password
-    0x87: ErrorKind.NOT_AUTHORIZED,  # Not authorized
-    0x8A: ErrorKind.NOT_AUTHORIZED,  # Banned
-    0x8C: ErrorKind.BAD_AUTH_METHOD,  # Bad authentication method
-    0x95: ErrorKind.PROTOCOL_UNSUPPORTED,  # Packet too large
-    0x9A: ErrorKind.PROTOCOL_UNSUPPORTED,  # Retain not supported
-    0x9B: ErrorKind.PROTOCOL_UNSUPPORTED,  # QoS not supported
-}
 _CONNACK_PROPERTIES = {
     "MaximumQoS": "maximum_qos",
     "ReceiveMaximum": "receive_maximum",
@@ -75,59 +74,6 @@ _CONNACK_PROPERTIES = {
     "RetainAvailable": "retain_available",
     "ReasonString": "reason_string",
 }
-
-
-@dataclass(frozen=True)
-class Connack:
-    """A CONNACK as the broker sent it."""
-
-    version: str
-    code: int
-    reason: str
-    properties: dict[str, int | str]
-    answered_in_v311: bool = False  # a v3.1.1-only broker answering a v5 CONNECT
-
-    @property
-    def accepted(self) -> bool:
-        return self.code == 0
-
-    @property
-    def refuses_version(self) -> bool:
-        if self.answered_in_v311:
-            return self.code == 1
-        return self.code == 0x84
-
-    def code_text(self) -> str:
-        if self.version == "5" and not self.answered_in_v311:
-            return f"0x{self.code:02X} {self.reason}"
-        text = f"return code {self.code}, {self.reason}"
-        return f"{text}, in MQTT 3.1.1 form" if self.answered_in_v311 else text
-
-
-def connack_error(connack: Connack, options: MqttOptions) -> ProbeError:
-    """The ``mqtt`` stage failure for a refused CONNACK; the hint fits how the client signed in."""
-    if connack.version == "5" and not connack.answered_in_v311:
-        kind = _V5_KINDS.get(connack.code, ErrorKind.SERVER_UNAVAILABLE)
-    else:
-        kind = _V311_CODES.get(connack.code, ("", ErrorKind.SERVER_UNAVAILABLE))[1]
-    said = f"The broker refused the MQTT {connack.version} CONNECT: {connack.code_text()}"
-    detail = connack.properties.get("reason_string")
-    hint = None
-    if kind in (ErrorKind.NOT_AUTHORIZED, ErrorKind.BAD_CREDENTIALS):
-        if options.sat_token is not None:
-            hint = (
-                "The broker did not accept the service account token: create a current one "
-                f"(kubectl create token SA -n {aio.NAMESPACE} --audience {aio.SAT_AUDIENCE}) "
-                "and check that the listener's BrokerAuthentication admits that service account."
-            )
-        elif options.username is None:
-            hint = "The broker refuses anonymous clients: pass --username and --password-file."
-        else:
-            hint = (
-                f"Check the password of {options.username!r} (--password-file or "
-                "$PROBE_MQTT_PASSWORD) and the broker's authorization rules for it."
-            )
-    return ProbeError(kind, said + (f", saying {detail!r}." if detail else "."), hint)
 
 
 class _PahoOnSocket(paho.Client):
@@ -238,7 +184,7 @@ class MqttSession:
             lambda: ProbeError(
                 ErrorKind.NO_CONNACK,
                 f"The broker accepted the connection but sent no CONNACK within {timeout:g} s.",
-                _no_connack_hint(self._options),
+                no_connack_hint(self._version, sat=self._options.sat_token is not None),
             ),
             "before CONNACK",
         )
@@ -367,7 +313,7 @@ class MqttSession:
         if tls_error is not None:
             # A TLS 1.3 alert after the handshake: the server's verdict on the
             # client certificate, reported as the TLS failure it is.
-            return classify_handshake_error(tls_error, self._tls_options, 0, after_handshake=True)
+            return handshake_error(tls_error, self._tls_options, 0, after_handshake=True)
         code = self._client.broker_disconnect
         said = ""
         if code is not None:
@@ -384,7 +330,7 @@ def _decode_connack(raw: bytes, version: str) -> Connack:
     # A v5 CONNACK always carries a property length; two bytes are the 3.1.1
     # form, which a 3.1.1-only broker (amqtt) sends in answer to a v5 CONNECT.
     if version == "3.1.1" or len(raw) == 2:
-        name = "Connection Accepted" if code == 0 else _V311_CODES.get(code, ("Unknown",))[0]
+        name = v311_return_code_name(code)
         return Connack(version, code, name, {}, answered_in_v311=version == "5")
     reason = ReasonCode(PacketTypes.CONNACK, identifier=code).getName()
     properties = Properties(PacketTypes.CONNACK)
@@ -397,15 +343,57 @@ def _decode_connack(raw: bytes, version: str) -> Connack:
     return Connack(version, code, reason, found)
 
 
-def _no_connack_hint(options: MqttOptions) -> str:
-    if options.version == "5" and options.sat_token is not None:
-        return (
-            "A broker that does not know MQTT 5 enhanced authentication may stay silent: check "
-            "that this listener uses K8S-SAT authentication (an MQTT 3.1.1-only broker, such as "
-            "amqtt, never answers a v5 CONNECT with properties)."
-        )
-    return "Check the broker's log; try --mqtt-version 3.1.1 if it is an MQTT 3.1.1-only broker."
-
-
 def default_topic(client_id: str) -> str:
     return f"probe/{client_id}"
+
+
+@dataclass
+class SessionOutcome:
+    """An MQTT session whose CONNECT was answered, and how the answer came about."""
+
+    session: MqttSession
+    connack: Connack
+    refused_v5: Connack | None = None  # set when MQTT 5 was refused and 3.1.1 retried
+
+
+def open_session(
+    sock: ssl.SSLSocket,
+    reconnect: Callable[[], ssl.SSLSocket],
+    *,
+    options: MqttOptions,
+    tls_options: TlsOptions,
+    port: int,
+    timeout: float,
+    allow_fallback: bool,
+) -> SessionOutcome:
+    """CONNECT on ``sock``; when the broker refuses MQTT 5, retry once with 3.1.1.
+
+    The retry needs a new connection (``reconnect``) and happens only when the
+    version was not chosen explicitly and no K8S-SAT token is sent (3.1.1
+    cannot carry it). A refusal is returned in the outcome, not raised.
+
+    Raises:
+        ProbeError: no CONNACK, a dropped connection, or K8S-SAT refused with MQTT 5.
+    """
+    session = MqttSession(sock, options, tls_options, port)
+    connack = session.connect(timeout)
+    if not (connack.refuses_version and options.version == "5"):
+        return SessionOutcome(session, connack)
+    if options.sat_token is not None:
+        return SessionOutcome(session, connack)  # the caller reports sat_needs_v5
+    if not allow_fallback:
+        return SessionOutcome(session, connack)
+    session.close()
+    retry = MqttSession(reconnect(), replace(options, version="3.1.1"), tls_options, port)
+    return SessionOutcome(retry, retry.connect(timeout), refused_v5=connack)
+
+
+def refusal(outcome: SessionOutcome, options: MqttOptions) -> ProbeError | None:
+    """The failure a CONNACK means, or None when the broker accepted the client."""
+    connack = outcome.connack
+    if connack.refuses_version and options.sat_token is not None and options.version == "5":
+        return ProbeError.from_info(sat_needs_v5(connack))
+    if connack.accepted:
+        return None
+    sat = options.sat_token is not None
+    return ProbeError.from_info(connack_error(connack, sat=sat, username=options.username))

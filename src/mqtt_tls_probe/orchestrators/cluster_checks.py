@@ -10,63 +10,23 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 
 from cryptography import x509
 
 from mqtt_tls_probe import aio
-from mqtt_tls_probe.certinfo import days_left, is_quickstart_ca, iso, name_of
-from mqtt_tls_probe.cluster import (
+from mqtt_tls_probe.adapters.cluster import (
     METADATA_ONLY,
     ApiError,
     ClusterClient,
-    fetch_trust_bundle,
+    configmap_failure,
+    find_trust_configmap,
 )
 from mqtt_tls_probe.config import ClusterOptions
-from mqtt_tls_probe.errors import EXIT_CODES, EXIT_OK, ErrorKind, ProbeError, Stage
-
-
-class CheckStatus(StrEnum):
-    """In order of severity: the worst of a run decides its outcome."""
-
-    OK = "ok"
-    SKIPPED = "skipped"
-    WARNING = "warning"
-    ERROR = "error"
-
-    @property
-    def severity(self) -> int:
-        return list(CheckStatus).index(self)
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    status: CheckStatus
-    message: str
-    hint: str | None = None
-
-
-@dataclass(frozen=True)
-class ClusterReport:
-    origin: str
-    namespace: str
-    checks: tuple[Check, ...]
-
-    @property
-    def status(self) -> CheckStatus:
-        return max(
-            (c.status for c in self.checks), key=lambda s: s.severity, default=CheckStatus.OK
-        )
-
-    @property
-    def ok(self) -> bool:
-        return self.status is not CheckStatus.ERROR
-
-    @property
-    def exit_code(self) -> int:
-        return EXIT_OK if self.ok else EXIT_CODES[Stage.TRUST]
+from mqtt_tls_probe.core.certinfo import days_left, is_quickstart_ca, iso, name_of
+from mqtt_tls_probe.core.trust_bundle import bundle_from_configmap
+from mqtt_tls_probe.errors import ErrorKind, ProbeError
+from mqtt_tls_probe.model import Check, CheckStatus, ClusterReport, TrustBundle
 
 
 def run_cluster_checks(
@@ -84,13 +44,18 @@ def run_cluster_checks(
     checks = []
     anchors: tuple[x509.Certificate, ...] | None = None
     try:
-        bundle = fetch_trust_bundle(client, options)
-    except ProbeError as error:
-        http_status = getattr(error.__cause__, "status", None)
+        bundle = _read_bundle(client, options)
+    except ApiError as error:
+        problem = configmap_failure(error, namespace)
         # A 403 means "may not look", not "broken": skipped, with the reason.
-        status = CheckStatus.SKIPPED if http_status == 403 else CheckStatus.ERROR
-        checks.append(Check("trust-bundle", status, error.message, error.hint))
-        if error.kind is ErrorKind.CLUSTER_UNREACHABLE or http_status == 401:
+        status = CheckStatus.SKIPPED if error.status == 403 else CheckStatus.ERROR
+        checks.append(Check("trust-bundle", status, problem.message, problem.hint))
+        if error.status != 403:  # 401, or a failing API server: nothing more can be read
+            checks += [_skipped(name, "the cluster cannot be reached") for name in later]
+            return ClusterReport(client.origin, namespace, tuple(checks))
+    except ProbeError as error:
+        checks.append(Check("trust-bundle", CheckStatus.ERROR, error.message, error.hint))
+        if error.kind is ErrorKind.CLUSTER_UNREACHABLE:
             checks += [_skipped(name, "the cluster cannot be reached") for name in later]
             return ClusterReport(client.origin, namespace, tuple(checks))
     else:
@@ -119,6 +84,13 @@ def run_cluster_checks(
         )
     )
     return ClusterReport(client.origin, namespace, tuple(checks))
+
+
+def _read_bundle(client: ClusterClient, options: ClusterOptions) -> TrustBundle:
+    found = find_trust_configmap(client, options)
+    return bundle_from_configmap(
+        found.document, options.namespace, found.name, options.configmap_key, found.note
+    )
 
 
 def _skipped(name: str, reason: str) -> Check:

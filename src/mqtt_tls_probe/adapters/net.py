@@ -1,18 +1,18 @@
 """The ``resolve`` and ``tcp`` stages: name resolution and the TCP connection.
 
-Rule: classify on errno and gaierror codes, never on message text.
+Failures are classified by ``core.classify`` on errno and getaddrinfo codes.
 """
 
 from __future__ import annotations
 
-import errno
 import ipaddress
 import socket
 import threading
 import time
 from dataclasses import dataclass
 
-from mqtt_tls_probe.errors import ErrorKind, ProbeError
+from mqtt_tls_probe.core import classify
+from mqtt_tls_probe.errors import ProbeError
 
 
 @dataclass(frozen=True)
@@ -58,37 +58,13 @@ def resolve(host: str, port: int, timeout: float) -> list[Address]:
     worker.start()
     worker.join(timeout)
     if not outcome:
-        raise ProbeError(
-            ErrorKind.DNS_FAILURE,
-            f"Resolving {host} did not finish within {timeout:g} s.",
-            "Check the DNS servers this machine uses (resolv.conf), or use the broker's IP.",
-        )
+        raise ProbeError.from_info(classify.dns_timeout(host, timeout))
     result = outcome[0]
     if isinstance(result, socket.gaierror):
-        raise _dns_error(host, result)
+        code = result.args[0] if result.args else None
+        raise ProbeError.from_info(classify.dns_error(host, code, result.strerror))
     # getaddrinfo may list an address once per protocol; keep the first of each.
     return list(dict.fromkeys(result))
-
-
-def _dns_error(host: str, exc: socket.gaierror) -> ProbeError:
-    code = exc.args[0] if exc.args else None
-    if code in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", None)):
-        return ProbeError(
-            ErrorKind.DNS_FAILURE,
-            f"The name {host} does not resolve to any address.",
-            "Check the spelling; for a cluster service, port-forward it (kubectl port-forward "
-            "svc/aio-broker 18883 -n azure-iot-operations) and use localhost.",
-        )
-    if code == socket.EAI_AGAIN:
-        return ProbeError(
-            ErrorKind.DNS_FAILURE,
-            f"The name {host} could not be resolved now: the DNS server did not answer.",
-            "Check this machine's DNS servers, then retry; or use the broker's IP address.",
-        )
-    return ProbeError(ErrorKind.DNS_FAILURE, f"Resolving {host} failed: {exc.strerror}.")
-
-
-_UNREACHABLE = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL, errno.ENETDOWN}
 
 
 def connect(addresses: list[Address], timeout: float) -> tuple[socket.socket, Address]:
@@ -120,21 +96,13 @@ def _tcp_error(
     addresses: list[Address], failures: list[tuple[Address, OSError]], timeout: float
 ) -> ProbeError:
     tried = ", ".join(str(a) for a, _ in failures) or ", ".join(str(a) for a in addresses)
-    errnos = {exc.errno for _, exc in failures}
-    # A reset in answer to SYN is what a refusal is.
-    if errnos & {errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED}:
-        return ProbeError(
-            ErrorKind.CONNECTION_REFUSED,
-            f"The connection to {tried} was refused: nothing listens on that port.",
-        )
-    if any(isinstance(exc, TimeoutError) for _, exc in failures) or not failures:
-        return ProbeError(
-            ErrorKind.CONNECT_TIMEOUT,
-            f"No answer from {tried} within {timeout:g} s (TCP connect timed out).",
-        )
-    if errnos & _UNREACHABLE:
-        return ProbeError(
-            ErrorKind.NETWORK_UNREACHABLE,
-            f"{tried} cannot be reached from this machine: {failures[0][1].strerror}.",
-        )
-    raise failures[0][1]  # unclassified: a gap in this table, reported as a bug (exit 1)
+    info = classify.connect_error(
+        tried,
+        [exc.errno for _, exc in failures],
+        timed_out=any(isinstance(exc, TimeoutError) for _, exc in failures),
+        strerror=failures[0][1].strerror if failures else None,
+        timeout=timeout,
+    )
+    if info is None:
+        raise failures[0][1]  # unclassified: a gap in the table, reported as a bug (exit 1)
+    return ProbeError.from_info(info)

@@ -6,8 +6,9 @@ Rules:
 - The chain is read from the verifying handshake. When that handshake rejects
   the certificate, ``fetch_chain`` makes a second one without verification,
   only to read the chain: nothing is ever sent over it.
-- SSL errors are classified on ``SSLError.reason`` (OpenSSL's reason code
-  name), never on message text.
+- SSL errors are reduced to facts (``HandshakeFailure``) here and classified
+  by ``core.classify`` on ``SSLError.reason`` (OpenSSL's reason code name),
+  never on message text.
 """
 
 from __future__ import annotations
@@ -16,33 +17,22 @@ import select
 import socket
 import ssl
 import time
-from dataclasses import dataclass
-from pathlib import Path
 
 from cryptography import x509
 
-from mqtt_tls_probe.errors import ErrorKind, ProbeError, UsageError
+from mqtt_tls_probe.adapters.net import Address
+from mqtt_tls_probe.config import TlsOptions
+from mqtt_tls_probe.core.classify import (
+    HandshakeFailure,
+    TlsAttempt,
+    classify_handshake,
+    describe_cleartext,
+    peer_closed,
+)
+from mqtt_tls_probe.errors import ProbeError
 from mqtt_tls_probe.model import TlsInfo
-from mqtt_tls_probe.net import Address
 
 TLS_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
-
-
-@dataclass(frozen=True)
-class ClientIdentity:
-    """A client certificate and its key, checked to belong together."""
-
-    cert_file: Path
-    key_file: Path
-    subject: str
-
-
-@dataclass(frozen=True)
-class TlsOptions:
-    server_name: str
-    tls_min: str | None = None
-    alpn: tuple[str, ...] = ()
-    client: ClientIdentity | None = None
 
 
 class CertificateRejected(Exception):
@@ -81,38 +71,6 @@ class _AlertRecordingSocket(ssl.SSLSocket):
         except ssl.SSLError as exc:
             self.last_tls_error = exc
             raise
-
-
-def load_client_identity(cert_file: Path, key_file: Path) -> ClientIdentity:
-    """Check that ``key_file`` holds the private key of ``cert_file``'s certificate.
-
-    Raises:
-        UsageError: unreadable files, or a key that belongs to another certificate.
-    """
-    from cryptography.hazmat.primitives import serialization
-
-    from mqtt_tls_probe.certinfo import name_of, parse_certificates
-
-    try:
-        certs = parse_certificates(cert_file.read_bytes())
-        key_data = key_file.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"cannot read {exc.filename}: {exc.strerror}") from exc
-    except ValueError as exc:
-        raise UsageError(f"{cert_file} holds no valid certificate: {exc}") from exc
-    if not certs:
-        raise UsageError(f"{cert_file} holds no certificate")
-    try:
-        key = serialization.load_pem_private_key(key_data, password=None)
-    except (ValueError, TypeError) as exc:
-        raise UsageError(f"{key_file} holds no unencrypted PEM private key") from exc
-    spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    if key.public_key().public_bytes(*spki) != certs[0].public_key().public_bytes(*spki):
-        raise UsageError(
-            f"the key in {key_file} does not belong to the certificate in {cert_file} "
-            f"({name_of(certs[0].subject)}): pass the matching --key"
-        )
-    return ClientIdentity(cert_file, key_file, name_of(certs[0].subject))
 
 
 def build_context(anchors_pem: str | None, options: TlsOptions, *, verify: bool) -> ssl.SSLContext:
@@ -154,7 +112,7 @@ def handshake(
         raise CertificateRejected(exc.verify_code, exc.verify_message) from exc
     except (TimeoutError, ssl.SSLError, OSError) as exc:
         tls.close()
-        raise classify_handshake_error(exc, options, timeout) from exc
+        raise handshake_error(exc, options, timeout) from exc
     return tls
 
 
@@ -233,147 +191,46 @@ def await_server_verdict(tls: ssl.SSLSocket, options: TlsOptions, window: float)
             except ssl.SSLWantReadError:
                 continue  # a handshake record (a ticket) was read: look again
             except ssl.SSLError as exc:
-                raise classify_handshake_error(exc, options, window, after_handshake=True) from exc
+                raise handshake_error(exc, options, window, after_handshake=True) from exc
             except OSError as exc:
-                raise _peer_closed(after_handshake=True) from exc
+                raise ProbeError.from_info(peer_closed(after_handshake=True)) from exc
             if not data:
-                raise _peer_closed(after_handshake=True)
+                raise ProbeError.from_info(peer_closed(after_handshake=True))
             return  # the server spoke first; the MQTT stage will see what follows
     finally:
         tls.settimeout(original_timeout)
 
 
-# --- classification ------------------------------------------------------------
-
-# OpenSSL reason names (SSLError.reason) that mean "the peer does not speak TLS".
-_NOT_TLS = {
-    "WRONG_VERSION_NUMBER",
-    "UNKNOWN_PROTOCOL",
-    "HTTP_REQUEST",
-    "HTTPS_PROXY_REQUEST",
-    "PACKET_LENGTH_TOO_LONG",
-    "RECORD_LAYER_FAILURE",
-    "UNEXPECTED_MESSAGE",
-}
-_PROTOCOL_VERSION = {
-    "TLSV1_ALERT_PROTOCOL_VERSION",
-    "UNSUPPORTED_PROTOCOL",
-    "NO_PROTOCOLS_AVAILABLE",
-    "TLSV1_ALERT_INAPPROPRIATE_FALLBACK",
-    "VERSION_TOO_LOW",
-    "VERSION_TOO_HIGH",
-}
-# Alerts a server sends about the client's certificate (or the lack of one).
-_CLIENT_CERT_ALERTS = {
-    "TLSV13_ALERT_CERTIFICATE_REQUIRED",
-    "SSLV3_ALERT_BAD_CERTIFICATE",
-    "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE",
-    "SSLV3_ALERT_CERTIFICATE_REVOKED",
-    "SSLV3_ALERT_CERTIFICATE_EXPIRED",
-    "SSLV3_ALERT_CERTIFICATE_UNKNOWN",
-    "TLSV1_ALERT_UNKNOWN_CA",
-    "TLSV1_ALERT_ACCESS_DENIED",
-    "TLSV1_ALERT_DECRYPT_ERROR",
-}
-_EOF = {"UNEXPECTED_EOF_WHILE_READING", "EOF"}
+# --- classification -------------------------------------------------------------
 
 
-def classify_handshake_error(
+def handshake_error(
     exc: BaseException, options: TlsOptions, timeout: float, *, after_handshake: bool = False
 ) -> ProbeError:
-    """The kind of a failed handshake, from the exception the ssl module raised."""
-    if isinstance(exc, TimeoutError | socket.timeout):
-        return ProbeError(
-            ErrorKind.HANDSHAKE_TIMEOUT,
-            f"The server accepted TCP but did not complete the TLS handshake within {timeout:g} s.",
-        )
-    reason = getattr(exc, "reason", None) or ""
-    if isinstance(exc, ssl.SSLEOFError | ConnectionResetError | BrokenPipeError) or reason in _EOF:
-        return _peer_closed(after_handshake=after_handshake)
-    if reason in _NOT_TLS:
-        return ProbeError(
-            ErrorKind.NOT_TLS,
-            f"The server did not answer in TLS (OpenSSL: {reason}).",
-        )
-    if reason in _PROTOCOL_VERSION:
-        wanted = f"TLS {options.tls_min} or newer" if options.tls_min else "TLS 1.2 or newer"
-        return ProbeError(
-            ErrorKind.PROTOCOL_VERSION,
-            f"The server and this client share no TLS version: the client offered {wanted} "
-            f"(OpenSSL: {reason}).",
-            "Lower --tls-min, or enable the version on the broker."
-            if options.tls_min
-            else "Enable TLS 1.2 or 1.3 on the broker: older versions are insecure.",
-        )
-    if reason == "TLSV1_ALERT_NO_APPLICATION_PROTOCOL":
-        return ProbeError(
-            ErrorKind.PROTOCOL_VERSION,
-            f"The server supports none of the ALPN protocols offered ({', '.join(options.alpn)}).",
-            "Offer the protocol the listener expects with --alpn (often 'mqtt'), or drop --alpn.",
-        )
-    client_cert_reason = reason in _CLIENT_CERT_ALERTS
-    # In TLS 1.2 an OpenSSL server that requires a certificate and gets none
-    # answers with a plain handshake_failure alert.
-    if reason == "SSLV3_ALERT_HANDSHAKE_FAILURE" and options.client is None:
-        client_cert_reason = True
-    if client_cert_reason:
-        return _client_cert_error(reason, options, after_handshake=after_handshake)
-    if reason == "SSLV3_ALERT_HANDSHAKE_FAILURE":
-        return ProbeError(
-            ErrorKind.PROTOCOL_VERSION,
-            "The server refused the handshake (handshake_failure alert): no common cipher, "
-            "or it rejected what the client offered.",
-            "Check the broker's TLS settings (versions, ciphers, curves) against this client's.",
-        )
-    if "ALERT" in reason:
-        return ProbeError(
-            ErrorKind.PEER_CLOSED,
-            f"The server aborted the TLS handshake with the alert {reason}.",
-        )
-    if isinstance(exc, ssl.SSLError):
-        return ProbeError(ErrorKind.PEER_CLOSED, f"The TLS handshake failed: {exc}.")
-    if isinstance(exc, OSError) and exc.errno is not None:
-        return _peer_closed(after_handshake=after_handshake)
-    raise exc
+    """The classified failure of a handshake, from the exception the ssl module raised.
 
-
-def _peer_closed(*, after_handshake: bool) -> ProbeError:
-    if after_handshake:
-        return ProbeError(
-            ErrorKind.PEER_CLOSED,
-            "The server closed the connection right after the TLS handshake, without an alert.",
-            "Check the broker's log: it may require a client certificate (--cert/--key) "
-            "or reject this client.",
-        )
-    return ProbeError(
-        ErrorKind.PEER_CLOSED,
-        "The server closed the connection during the TLS handshake.",
+    Raises:
+        BaseException: ``exc`` itself when the tables do not know it (a bug, exit 1).
+    """
+    failure = HandshakeFailure(
+        reason=getattr(exc, "reason", None) or "",
+        timed_out=isinstance(exc, TimeoutError | socket.timeout),
+        closed=isinstance(exc, ssl.SSLEOFError | ConnectionResetError | BrokenPipeError),
+        ssl_error=isinstance(exc, ssl.SSLError),
+        os_error=isinstance(exc, OSError) and exc.errno is not None,
+        text=str(exc),
     )
-
-
-def _client_cert_error(reason: str, options: TlsOptions, *, after_handshake: bool) -> ProbeError:
-    when = " after the handshake" if after_handshake else ""
-    if options.client is None:
-        return ProbeError(
-            ErrorKind.CLIENT_CERT_REQUIRED,
-            f"The listener requires a client certificate and none was sent "
-            f"(the server answered{when} with {reason}).",
-        )
-    return ProbeError(
-        ErrorKind.CLIENT_CERT_REJECTED,
-        f"The server rejected the client certificate {options.client.subject}{when} "
-        f"with the alert {reason}.",
-        _CLIENT_REJECTION_HINTS.get(reason),
+    attempt = TlsAttempt(
+        tls_min=options.tls_min,
+        alpn=options.alpn,
+        client_subject=options.client.subject if options.client else None,
+        timeout=timeout,
+        after_handshake=after_handshake,
     )
-
-
-_CLIENT_REJECTION_HINTS = {
-    "TLSV1_ALERT_UNKNOWN_CA": (
-        "The listener does not trust the CA that issued --cert: use a certificate from the "
-        "CA the listener trusts, or add that CA to the listener's client-certificate trust."
-    ),
-    "SSLV3_ALERT_CERTIFICATE_EXPIRED": "The client certificate has expired: issue a new one.",
-}
+    info = classify_handshake(failure, attempt)
+    if info is None:
+        raise exc
+    return ProbeError.from_info(info)
 
 
 # --- a cleartext look, for failures that may not be TLS at all ----------------
@@ -418,21 +275,3 @@ def _read_some(sock: socket.socket, timeout: float, limit: int = 64) -> bytes:
             break
         data += chunk
     return data
-
-
-def describe_cleartext(data: bytes) -> str | None:
-    if not data:
-        return None
-    if data[:2] == b"\x20\x02" and len(data) >= 4:
-        return (
-            f"it answered a cleartext MQTT CONNECT with CONNACK (return code {data[3]}): "
-            "a plain MQTT listener without TLS"
-        )
-    if data.startswith(b"HTTP/"):
-        status = data.split(b"\r\n", 1)[0].decode("ascii", "replace")
-        return f"it answered in cleartext HTTP ({status!r}): an HTTP server"
-    if data.startswith(b"SSH-"):
-        return "it sent an SSH banner: an SSH server"
-    shown = data[:16]
-    printable = all(32 <= b < 127 or b in b"\r\n\t" for b in shown)
-    return f"it answered in cleartext: {shown!r}" if printable else f"it answered {shown.hex(' ')}"

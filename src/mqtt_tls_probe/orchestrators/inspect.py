@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography import x509
 
-from mqtt_tls_probe import net, tls
-from mqtt_tls_probe.certinfo import describe_all, describe_content, parse_certificates
-from mqtt_tls_probe.config import parse_target
-from mqtt_tls_probe.errors import EXIT_OK, ErrorKind, ProbeError
-from mqtt_tls_probe.model import CertInfo, Finding, TlsInfo
-from mqtt_tls_probe.verify import hostname_error, name_matches
-
-
-@dataclass(frozen=True)
-class InspectionReport:
-    source: str
-    origin: str  # "file" or "server"
-    certificates: tuple[CertInfo, ...]
-    tls: TlsInfo | None = None
-    findings: tuple[Finding, ...] = ()
-    error: ProbeError | None = None
-
-    @property
-    def exit_code(self) -> int:
-        return EXIT_OK if self.error is None else self.error.exit_code
+from mqtt_tls_probe.adapters import net, tls
+from mqtt_tls_probe.config import TlsOptions, parse_target
+from mqtt_tls_probe.core.certinfo import describe_all, describe_content, parse_certificates
+from mqtt_tls_probe.core.verify import hostname_error, name_matches
+from mqtt_tls_probe.errors import ErrorKind, ProbeError
+from mqtt_tls_probe.model import Finding, FindingCode, InspectionReport
 
 
 def inspect_source(
@@ -42,7 +27,7 @@ def inspect_source(
         return _inspect_server(source, server_name, timeout, moment)
     except ProbeError as error:
         origin = "file" if path.exists() else "server"
-        return InspectionReport(source, origin, (), error=error)
+        return InspectionReport(source, origin, (), error=error.info)
 
 
 def _read_file(path: Path) -> list[x509.Certificate]:
@@ -72,7 +57,7 @@ def _inspect_server(
 ) -> InspectionReport:
     host, port = parse_target(source, None)
     name = server_name or host
-    options = tls.TlsOptions(server_name=name)
+    options = TlsOptions(server_name=name)
     addresses = net.resolve(host, port, timeout)
     sock, _ = net.connect(addresses, timeout)
     context = tls.build_context(None, options, verify=False)
@@ -81,5 +66,6 @@ def _inspect_server(
         info = tls.session_info(connection)
     findings: tuple[Finding, ...] = ()
     if chain and not name_matches(chain[0], name):
-        findings = (Finding("hostname_mismatch", hostname_error(chain[0], name).message),)
+        mismatch = hostname_error(chain[0], name).message
+        findings = (Finding(FindingCode.HOSTNAME_MISMATCH, mismatch),)
     return InspectionReport(source, "server", describe_all(chain, now), info, findings)

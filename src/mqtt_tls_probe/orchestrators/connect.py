@@ -2,12 +2,13 @@
 
 Rule: the first failing stage ends the run and every later stage is reported
 as skipped. A failure is data in the report (``ErrorInfo``), never an
-exception out of ``run_probe``; only bugs escape.
+exception out of ``run_probe``; only bugs escape. One ``ExitStack`` owns every
+socket and session a run opens, so each is closed whatever happens.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import socket
 import ssl
 import time
@@ -16,12 +17,17 @@ from datetime import UTC, datetime
 
 from cryptography import x509
 
-from mqtt_tls_probe import certinfo, net, tls, verify
+from mqtt_tls_probe.adapters import net, tls
+from mqtt_tls_probe.adapters.mqtt import MqttSession, default_topic, open_session, refusal
+from mqtt_tls_probe.adapters.trust import load_trust
 from mqtt_tls_probe.config import ProbeConfig
-from mqtt_tls_probe.errors import ErrorKind, ProbeError, Stage
+from mqtt_tls_probe.core import certinfo, verify
+from mqtt_tls_probe.core.classify import Connack
+from mqtt_tls_probe.errors import ErrorInfo, ErrorKind, ProbeError, Stage
 from mqtt_tls_probe.model import (
-    ErrorInfo,
+    TRUST_ANCHOR_FINDINGS,
     Finding,
+    FindingCode,
     MqttInfo,
     ProbeReport,
     RoundtripInfo,
@@ -29,11 +35,10 @@ from mqtt_tls_probe.model import (
     StageResult,
     Target,
     TlsInfo,
+    TrustBundle,
     TrustInfo,
     TrustSource,
 )
-from mqtt_tls_probe.mqtt import Connack, MqttSession, connack_error, default_topic
-from mqtt_tls_probe.trust import TrustBundle, load_trust
 
 # How long to wait after a TLS 1.3 handshake for the server's verdict on the
 # client, in round trips measured by the TCP connect, and its floor in seconds.
@@ -47,9 +52,12 @@ def run_probe(config: ProbeConfig, now: datetime | None = None) -> ProbeReport:
 
 
 class _Probe:
+    """One run: a method per stage, each returning its detail line or raising ProbeError."""
+
     def __init__(self, config: ProbeConfig, now: datetime) -> None:
         self.config = config
         self.now = now
+        self.resources = contextlib.ExitStack()
         self.results: list[StageResult] = []
         self.error: ErrorInfo | None = None
         self.warnings: list[Finding] = []
@@ -76,16 +84,14 @@ class _Probe:
             (Stage.RESOLVE, self.resolve),
             (Stage.TCP, self.tcp),
             (Stage.TLS, self.handshake),
-            (Stage.VERIFY, self.verify),
+            (Stage.VERIFY, self.verify_chain),
             (Stage.MQTT, self.mqtt),
         ]
         if self.config.roundtrip:
             stages.append((Stage.ROUNDTRIP, self.roundtrip))
-        try:
+        with self.resources:
             for name, step in stages:
                 self._run_stage(name, step)
-        finally:
-            self._close()
         return self._report()
 
     def _run_stage(self, name: Stage, step: Callable[[], str]) -> None:
@@ -99,7 +105,7 @@ class _Probe:
             detail = step()
         except ProbeError as exc:
             ms = (time.perf_counter() - started) * 1000
-            self.error = ErrorInfo(exc.stage, exc.kind, exc.message, exc.hint)
+            self.error = exc.info
             self.results.append(StageResult(name, ok=False, skipped=False, ms=ms, detail=exc.kind))
             return
         ms = (time.perf_counter() - started) * 1000
@@ -125,12 +131,9 @@ class _Probe:
             warnings=tuple(self.warnings),
         )
 
-    def _close(self) -> None:
-        if self.session is not None:
-            self.session.close()
-        for sock in (self.tls_socket, self.tcp_socket):
-            if sock is not None:
-                sock.close()
+    def _own_socket(self, sock: socket.socket) -> None:
+        """Close ``sock`` when the run ends (closing twice is harmless)."""
+        self.resources.callback(sock.close)
 
     # --- stages ---------------------------------------------------------------
 
@@ -141,12 +144,10 @@ class _Probe:
             return "none: --insecure, the server's certificate is not verified"
         for cert in certs:
             for finding in certinfo.certificate_findings(cert, self.now, as_trust_anchor=True):
-                if finding.code in ("expired", "expires_soon", "not_a_ca", "no_cert_sign"):
-                    self.warnings.append(
-                        Finding(
-                            f"trust_{finding.code}", f"Trusted CA {_cn(cert)}: {finding.message}."
-                        )
-                    )
+                code = TRUST_ANCHOR_FINDINGS.get(finding.code)
+                if code is not None:
+                    message = f"Trusted CA {_cn(cert)}: {finding.message}."
+                    self.warnings.append(Finding(code, message))
         names = "; ".join(_cn(c) for c in certs)
         plural = "s" if len(certs) > 1 else ""
         note = f", {self.bundle.note}" if self.bundle.note else ""
@@ -161,26 +162,15 @@ class _Probe:
     def tcp(self) -> str:
         started = time.perf_counter()
         self.tcp_socket, self.address = net.connect(self.addresses, self.config.timeout)
+        self._own_socket(self.tcp_socket)
         self.tcp_seconds = time.perf_counter() - started
         return f"connected to {self.address}"
-
-    def _tls_connect(self) -> ssl.SSLSocket:
-        """TCP and the verifying handshake again, for the MQTT 3.1.1 retry."""
-        sock, _ = net.connect(
-            [self.address] if self.address else self.addresses, self.config.timeout
-        )
-        assert self.context is not None  # noqa: S101 (narrowing)
-        try:
-            return tls.handshake(sock, self.context, self.config.tls, self.config.timeout)
-        except tls.CertificateRejected as exc:
-            raise ProbeError(
-                ErrorKind.CONNECTION_DROPPED, f"The second TLS handshake failed: {exc}."
-            ) from exc
 
     def handshake(self) -> str:
         c = self.config
         verifying = not c.trust.insecure
-        self.context = tls.build_context(self.bundle.pem() or None, c.tls, verify=verifying)
+        pem = certinfo.to_pem(self.bundle.certificates).decode("ascii")
+        self.context = tls.build_context(pem or None, c.tls, verify=verifying)
         sock, self.tcp_socket = self.tcp_socket, None
         assert sock is not None  # noqa: S101 (narrowing)
         try:
@@ -190,6 +180,7 @@ class _Probe:
             return "handshake stopped at the server's certificate (see verify)"
         except ProbeError as exc:
             raise self._maybe_not_tls(exc) from exc
+        self._own_socket(self.tls_socket)
         window = min(c.timeout, max(_VERDICT_FLOOR, _VERDICT_ROUND_TRIPS * self.tcp_seconds))
         tls.await_server_verdict(self.tls_socket, c.tls, window)
         self.tls_info = tls.session_info(self.tls_socket)
@@ -213,20 +204,22 @@ class _Probe:
             error.hint if error.kind is ErrorKind.NOT_TLS else None,
         )
 
-    def verify(self) -> str:
+    def verify_chain(self) -> str:
         c = self.config
         anchors = self.bundle.certificates
         if self.rejection is not None:
             fetched = tls.fetch_chain(self.address, c.tls, c.timeout) if self.address else None
             if fetched is not None:
                 self.chain, self.tls_info = fetched
-            raise verify.explain_rejection(
-                self.chain,
-                anchors,
-                c.server_name,
-                self.now,
-                verify_code=self.rejection.verify_code,
-                verify_message=self.rejection.verify_message,
+            raise ProbeError.from_info(
+                verify.explain_rejection(
+                    self.chain,
+                    anchors,
+                    c.server_name,
+                    self.now,
+                    verify_code=self.rejection.verify_code,
+                    verify_message=self.rejection.verify_message,
+                )
             )
         assert self.tls_socket is not None  # noqa: S101 (narrowing)
         self.chain = tls.peer_chain(self.tls_socket)
@@ -249,49 +242,64 @@ class _Probe:
             return f"UNVERIFIED (--insecure): the chain passes the checks of {checked}"
         self.warnings.append(
             Finding(
-                "unverified",
+                FindingCode.UNVERIFIED,
                 f"UNVERIFIED: verification would fail with {problem.kind}: {problem.message}",
             )
         )
         return f"UNVERIFIED (--insecure): verification would fail with {problem.kind}"
 
+    def _reconnect(self) -> ssl.SSLSocket:
+        """TCP and the verifying handshake again, for the MQTT 3.1.1 retry."""
+        c = self.config
+        sock, _ = net.connect([self.address] if self.address else self.addresses, c.timeout)
+        self._own_socket(sock)
+        assert self.context is not None  # noqa: S101 (narrowing)
+        try:
+            tls_socket = tls.handshake(sock, self.context, c.tls, c.timeout)
+        except tls.CertificateRejected as exc:
+            raise ProbeError(
+                ErrorKind.CONNECTION_DROPPED, f"The second TLS handshake failed: {exc}."
+            ) from exc
+        self._own_socket(tls_socket)
+        return tls_socket
+
     def mqtt(self) -> str:
         c = self.config
         options = c.mqtt
         if options.sat_token is not None:
-            from mqtt_tls_probe import sat
+            from mqtt_tls_probe.core import sat
 
             self.sat_claims = sat.decode_claims(options.sat_token)
             self.warnings.extend(sat.claim_findings(self.sat_claims, self.now))
         sock, self.tls_socket = self.tls_socket, None
         assert sock is not None  # noqa: S101 (narrowing)
-        self.session = MqttSession(sock, options, c.tls, c.port)
-        connack = self.session.connect(c.timeout)
-        refused_v5: Connack | None = None
-        if connack.refuses_version and options.version == "5":
-            if options.sat_token is not None:
-                self._record_mqtt(connack, fallback=False)
-                raise ProbeError(
-                    ErrorKind.PROTOCOL_UNSUPPORTED,
-                    f"The broker refused MQTT 5 ({connack.code_text()}), and K8S-SAT "
-                    "authentication needs MQTT 5: MQTT 3.1.1 cannot carry the token.",
-                    "Use a broker listener that speaks MQTT 5 (Azure IoT Operations does).",
-                )
-            if c.version_fallback:
-                refused_v5 = connack
-                self.session.close()
-                retry_options = dataclasses.replace(options, version="3.1.1")
-                self.session = MqttSession(self._tls_connect(), retry_options, c.tls, c.port)
-                connack = self.session.connect(c.timeout)
-        self._record_mqtt(connack, fallback=refused_v5 is not None)
-        if not connack.accepted:
-            raise connack_error(connack, options)
+        outcome = open_session(
+            sock,
+            self._reconnect,
+            options=options,
+            tls_options=c.tls,
+            port=c.port,
+            timeout=c.timeout,
+            allow_fallback=c.version_fallback,
+        )
+        self.session = outcome.session
+        self.resources.callback(self._close_session)
+        self._record_mqtt(outcome.connack, fallback=outcome.refused_v5 is not None)
+        failure = refusal(outcome, options)
+        if failure is not None:
+            raise failure
+        connack = outcome.connack
         detail = f"MQTT {connack.version} accepted (CONNACK {connack.code_text()})"
-        if refused_v5 is not None:
-            detail = f"MQTT 5 refused ({refused_v5.code_text()}); retried with 3.1.1: accepted"
+        if outcome.refused_v5 is not None:
+            refused = outcome.refused_v5.code_text()
+            detail = f"MQTT 5 refused ({refused}); retried with 3.1.1: accepted"
         if options.sat_token is not None:
             detail += f", K8S-SAT authenticated ({self.session.auth_exchanges} AUTH exchange(s))"
         return detail
+
+    def _close_session(self) -> None:
+        if self.session is not None:
+            self.session.close()
 
     def _record_mqtt(self, connack: Connack, *, fallback: bool) -> None:
         self.mqtt_info = MqttInfo(

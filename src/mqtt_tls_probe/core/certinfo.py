@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from mqtt_tls_probe.aio import EXPIRY_WARNING_DAYS, QUICKSTART_CA_CN
-from mqtt_tls_probe.model import CertInfo, Finding
+from mqtt_tls_probe.model import CertInfo, Finding, FindingCode
 
 _CURVE_NAMES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
 _EKU_NAMES = {
@@ -222,26 +222,30 @@ def certificate_findings(
     left = days_left(cert, now)
     if now < cert.not_valid_before_utc:
         findings.append(
-            Finding("not_yet_valid", f"not valid before {iso(cert.not_valid_before_utc)}")
+            Finding(FindingCode.NOT_YET_VALID, f"not valid before {iso(cert.not_valid_before_utc)}")
         )
     elif left < 0 or now > cert.not_valid_after_utc:
-        findings.append(Finding("expired", f"expired on {iso(cert.not_valid_after_utc)}"))
+        findings.append(Finding(FindingCode.EXPIRED, f"expired on {iso(cert.not_valid_after_utc)}"))
     elif left < EXPIRY_WARNING_DAYS:
         findings.append(
             Finding(
-                "expires_soon",
+                FindingCode.EXPIRES_SOON,
                 f"expires in {left} day{'s' if left != 1 else ''} "
                 f"({iso(cert.not_valid_after_utc)})",
             )
         )
     if as_trust_anchor:
         if not is_ca(cert):
-            findings.append(Finding("not_a_ca", "not a CA (basicConstraints CA:TRUE missing)"))
+            findings.append(
+                Finding(FindingCode.NOT_A_CA, "not a CA (basicConstraints CA:TRUE missing)")
+            )
         elif not can_sign_certificates(cert):
-            findings.append(Finding("no_cert_sign", "keyUsage lacks keyCertSign"))
+            findings.append(Finding(FindingCode.NO_CERT_SIGN, "keyUsage lacks keyCertSign"))
     if is_quickstart_ca(cert):
         findings.append(
-            Finding("quickstart_ca", "Azure IoT Operations quickstart CA: not for production")
+            Finding(
+                FindingCode.QUICKSTART_CA, "Azure IoT Operations quickstart CA: not for production"
+            )
         )
     return tuple(findings)
 

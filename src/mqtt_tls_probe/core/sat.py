@@ -1,7 +1,7 @@
-"""Kubernetes service account tokens (K8S-SAT): read the file, decode the claims.
+"""Kubernetes service account tokens (K8S-SAT): their claims, and what is wrong with them.
 
-Rule: the token itself never leaves this process except as MQTT authentication
-data over a verified TLS connection; only its claims are reported.
+Rule: pure; the token itself is never returned or reported, only its claims
+(the MQTT adapter alone sends it, over a verified TLS connection).
 """
 
 from __future__ import annotations
@@ -10,27 +10,10 @@ import base64
 import binascii
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 
 from mqtt_tls_probe import aio
-from mqtt_tls_probe.certinfo import iso
-from mqtt_tls_probe.errors import UsageError
-from mqtt_tls_probe.model import Finding, SatClaims
-
-
-def read_secret_file(path: Path, what: str) -> bytes:
-    """A password or token file, without the one trailing newline editors and kubectl leave."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"cannot read the {what} file {path}: {exc.strerror}") from exc
-    if data.endswith(b"\r\n"):
-        data = data[:-2]
-    elif data.endswith(b"\n"):
-        data = data[:-1]
-    if not data:
-        raise UsageError(f"the {what} file {path} is empty")
-    return data
+from mqtt_tls_probe.core.certinfo import iso
+from mqtt_tls_probe.model import Finding, FindingCode, SatClaims
 
 
 def decode_claims(token: bytes) -> SatClaims | None:
@@ -59,13 +42,16 @@ def decode_claims(token: bytes) -> SatClaims | None:
 def claim_findings(claims: SatClaims | None, now: datetime) -> list[Finding]:
     if claims is None:
         return [
-            Finding("sat_not_jwt", "The --sat-file token is not a JWT: its claims are unknown.")
+            Finding(
+                FindingCode.SAT_NOT_JWT,
+                "The --sat-file token is not a JWT: its claims are unknown.",
+            )
         ]
     found = []
     if claims.expires is not None and claims.expires <= now:
         found.append(
             Finding(
-                "sat_expired",
+                FindingCode.SAT_EXPIRED,
                 f"The service account token expired at {iso(claims.expires)}: create a new one "
                 f"(kubectl create token SA -n {aio.NAMESPACE} --audience {aio.SAT_AUDIENCE}).",
             )
@@ -73,7 +59,7 @@ def claim_findings(claims: SatClaims | None, now: datetime) -> list[Finding]:
     if aio.SAT_AUDIENCE not in claims.audiences:
         found.append(
             Finding(
-                "sat_audience",
+                FindingCode.SAT_AUDIENCE,
                 f"The token's audience is {', '.join(claims.audiences) or 'empty'}, without "
                 f"'{aio.SAT_AUDIENCE}', which the default listener expects: create it with "
                 f"--audience {aio.SAT_AUDIENCE}.",

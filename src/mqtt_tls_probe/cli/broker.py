@@ -1,0 +1,53 @@
+"""``probe broker``: the local harness broker, until interrupted."""
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from mqtt_tls_probe import aio
+from mqtt_tls_probe.cli.app import app, guarded
+from mqtt_tls_probe.cli.options import VerboseOpt
+
+if TYPE_CHECKING:
+    from mqtt_tls_probe.dev.harness import BrokerHandle
+
+
+@app.command()
+@guarded
+def broker(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", "-p", min=0, max=65535, help="TLS port.")
+    ] = aio.BROKER_PORT,
+    certs: Annotated[
+        Path, typer.Option("--certs", help="PKI directory (created when missing).")
+    ] = Path("certs"),
+    verbose: VerboseOpt = False,
+) -> None:
+    """Run the local harness: an amqtt MQTT 3.1.1 broker with a TLS listener, until Ctrl-C.
+
+    Example:
+
+    \b
+    probe broker --certs certs --port 18883
+    """
+    from mqtt_tls_probe.dev.harness import serve_forever
+    from mqtt_tls_probe.dev.pki import ensure_pki
+
+    files, created = ensure_pki(certs)
+    if created:
+        sys.stdout.write(f"created a development PKI in {certs}\n")
+    serve_forever(files, host, port, _announce, verbose=verbose)
+    sys.stdout.write("harness broker stopped\n")
+
+
+def _announce(handle: "BrokerHandle") -> None:
+    sys.stdout.write(
+        f"harness broker (amqtt, MQTT 3.1.1) listening on mqtts://{handle.address}\n"
+        f"clients must trust: {handle.ca_file}\n"
+        f"try: probe connect {handle.address} --ca-file {handle.ca_file} --roundtrip\n"
+        "stop with Ctrl-C\n"
+    )
+    sys.stdout.flush()

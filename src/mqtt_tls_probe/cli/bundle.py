@@ -1,0 +1,62 @@
+"""``probe bundle``: the trust bundle's CA certificates."""
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mqtt_tls_probe import aio
+from mqtt_tls_probe.cli.app import app, emit, guarded
+from mqtt_tls_probe.cli.options import (
+    CaFileOpt,
+    ConfigMapKeyOpt,
+    ConfigMapOpt,
+    ContextOpt,
+    KubeconfigOpt,
+    NamespaceOpt,
+    OutputOpt,
+    TimeoutOpt,
+    VerboseOpt,
+    cluster_options,
+)
+from mqtt_tls_probe.output import OutputFormat
+
+
+@app.command()
+@guarded
+def bundle(
+    ca_file: CaFileOpt = None,
+    kubeconfig: KubeconfigOpt = None,
+    context: ContextOpt = None,
+    namespace: NamespaceOpt = aio.NAMESPACE,
+    configmap: ConfigMapOpt = None,
+    configmap_key: ConfigMapKeyOpt = aio.TRUST_BUNDLE_KEY,
+    pem: Annotated[bool, typer.Option("--pem", help="Print the bundle as PEM instead.")] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write the bundle's PEM to this file.", show_default=False),
+    ] = None,
+    output: OutputOpt = OutputFormat.TEXT,
+    timeout: TimeoutOpt = 10.0,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Show the trust bundle's CA certificates (from the cluster, or --ca-file).
+
+    Example:
+
+    \b
+    probe bundle --context aio-cluster --out ca.crt
+    """
+    from mqtt_tls_probe.orchestrators.bundle import bundle_report
+
+    cluster = cluster_options(kubeconfig, context, namespace, configmap, configmap_key)
+    report = bundle_report(ca_file, cluster, timeout, out=out)
+    if not pem:
+        emit(report, output, verbose=verbose)
+    from mqtt_tls_probe.output.text import pem_or_failure
+
+    stdout, stderr = pem_or_failure(report)
+    sys.stdout.write(stdout)
+    sys.stderr.write(stderr)
+    raise typer.Exit(report.exit_code)

@@ -1,0 +1,43 @@
+"""``probe cluster``: the CA's health on the cluster side."""
+
+from mqtt_tls_probe import aio
+from mqtt_tls_probe.cli.app import app, emit, guarded
+from mqtt_tls_probe.cli.options import (
+    ConfigMapKeyOpt,
+    ConfigMapOpt,
+    ContextOpt,
+    KubeconfigOpt,
+    NamespaceOpt,
+    OutputOpt,
+    TimeoutOpt,
+    VerboseOpt,
+    cluster_options,
+)
+from mqtt_tls_probe.output import OutputFormat
+
+
+@app.command()
+@guarded
+def cluster(
+    kubeconfig: KubeconfigOpt = None,
+    context: ContextOpt = None,
+    namespace: NamespaceOpt = aio.NAMESPACE,
+    configmap: ConfigMapOpt = None,
+    configmap_key: ConfigMapKeyOpt = aio.TRUST_BUNDLE_KEY,
+    output: OutputOpt = OutputFormat.TEXT,
+    timeout: TimeoutOpt = 10.0,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Check the CA on the cluster side: trust bundle, CA expiry, CA Secret, Issuer.
+
+    Reads the Secret as metadata only: the CA's private key never leaves the cluster.
+
+    Example:
+
+    \b
+    probe cluster --context aio-cluster --output json
+    """
+    from mqtt_tls_probe.orchestrators.cluster_checks import run_cluster_checks
+
+    options = cluster_options(kubeconfig, context, namespace, configmap, configmap_key)
+    emit(run_cluster_checks(options, timeout), output, verbose=verbose)

@@ -1,0 +1,85 @@
+"""Options shared by several commands, and the typer types of the contract's choices."""
+
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from mqtt_tls_probe import aio
+from mqtt_tls_probe.output import OutputFormat
+
+if TYPE_CHECKING:
+    from mqtt_tls_probe.config import ClusterOptions
+
+
+class MqttVersion(StrEnum):
+    V5 = "5"
+    V311 = "3.1.1"
+
+
+class TlsMin(StrEnum):
+    V12 = "1.2"
+    V13 = "1.3"
+
+
+def aio_option(flag: str, help_text: str, envvar: str) -> Any:
+    """An option that the Azure IoT Operations SDKs' variable fills when the flag is absent."""
+    return typer.Option(flag, help=help_text, envvar=envvar, show_default=False)
+
+
+OutputOpt = Annotated[OutputFormat, typer.Option("--output", "-o", help="Report format.")]
+TimeoutOpt = Annotated[
+    float, typer.Option("--timeout", min=0.01, help="Seconds each network stage may take.")
+]
+VerboseOpt = Annotated[
+    bool, typer.Option("--verbose", "-v", help="Show every certificate (and tracebacks of bugs).")
+]
+KubeconfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--kubeconfig",
+        help="Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then in-cluster).",
+        show_default=False,
+    ),
+]
+ContextOpt = Annotated[str | None, typer.Option("--context", help="Kubeconfig context.")]
+NamespaceOpt = Annotated[
+    str, typer.Option("--namespace", "-n", help="Namespace of the trust bundle ConfigMap.")
+]
+ConfigMapOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--configmap",
+        help=f"Trust bundle ConfigMap [default: {aio.TRUST_BUNDLE_CONFIGMAP}, "
+        f"then {aio.LATER_TRUST_BUNDLE_CONFIGMAP}].",
+        show_default=False,
+    ),
+]
+ConfigMapKeyOpt = Annotated[
+    str, typer.Option("--configmap-key", help="Key of the CA in the ConfigMap.")
+]
+CaFileOpt = Annotated[
+    Path | None,
+    aio_option(
+        "--ca-file",
+        "PEM file with the CA certificate(s) to trust, instead of the cluster's bundle.",
+        "AIO_TLS_CA_FILE",
+    ),
+]
+ServerNameOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--server-name",
+        help="Name to verify in the certificate and send as SNI [default: the target host].",
+        show_default=False,
+    ),
+]
+
+
+def cluster_options(
+    kubeconfig: Path | None, context: str | None, namespace: str, configmap: str | None, key: str
+) -> "ClusterOptions":
+    from mqtt_tls_probe.config import ClusterOptions
+
+    return ClusterOptions(kubeconfig, context, namespace, configmap, key)

@@ -1,0 +1,404 @@
+"""The classification tables: what the network, OpenSSL and the broker said -> an error kind.
+
+Rule: classify on codes, never on message text: errno and getaddrinfo codes,
+OpenSSL reason names (``SSLError.reason``), OpenSSL verify codes, CONNACK
+reason and return codes. Each function takes the facts an adapter extracted
+and returns an ``ErrorInfo``; ``None`` means "not in the tables", which the
+adapter lets escape as a bug (exit 1) rather than guess.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from mqtt_tls_probe import aio
+from mqtt_tls_probe.errors import ErrorInfo, ErrorKind
+
+# --- resolve and tcp -----------------------------------------------------------------
+
+# getaddrinfo's EAI_* codes as Linux's glibc numbers them (socket.EAI_*), kept
+# here as numbers so that this module needs no socket import.
+EAI_NONAME = -2
+EAI_AGAIN = -3
+EAI_NODATA = -5
+
+
+def dns_error(host: str, code: int | None, strerror: str | None) -> ErrorInfo:
+    """A failed lookup, by its getaddrinfo code."""
+    if code in (EAI_NONAME, EAI_NODATA):
+        return ErrorInfo.of(
+            ErrorKind.DNS_FAILURE,
+            f"The name {host} does not resolve to any address.",
+            "Check the spelling; for a cluster service, port-forward it (kubectl port-forward "
+            "svc/aio-broker 18883 -n azure-iot-operations) and use localhost.",
+        )
+    if code == EAI_AGAIN:
+        return ErrorInfo.of(
+            ErrorKind.DNS_FAILURE,
+            f"The name {host} could not be resolved now: the DNS server did not answer.",
+            "Check this machine's DNS servers, then retry; or use the broker's IP address.",
+        )
+    return ErrorInfo.of(ErrorKind.DNS_FAILURE, f"Resolving {host} failed: {strerror}.")
+
+
+def dns_timeout(host: str, timeout: float) -> ErrorInfo:
+    return ErrorInfo.of(
+        ErrorKind.DNS_FAILURE,
+        f"Resolving {host} did not finish within {timeout:g} s.",
+        "Check the DNS servers this machine uses (resolv.conf), or use the broker's IP.",
+    )
+
+
+# A reset in answer to SYN is what a refusal is.
+REFUSED_ERRNOS = frozenset({errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED})
+UNREACHABLE_ERRNOS = frozenset(
+    {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL, errno.ENETDOWN}
+)
+
+
+def connect_error(
+    tried: str,
+    errnos: Collection[int | None],
+    *,
+    timed_out: bool,
+    strerror: str | None,
+    timeout: float,
+) -> ErrorInfo | None:
+    """Why no address accepted TCP: refused, timed out, unreachable; None if unknown."""
+    found = set(errnos)
+    if found & REFUSED_ERRNOS:
+        return ErrorInfo.of(
+            ErrorKind.CONNECTION_REFUSED,
+            f"The connection to {tried} was refused: nothing listens on that port.",
+        )
+    if timed_out or not found:
+        return ErrorInfo.of(
+            ErrorKind.CONNECT_TIMEOUT,
+            f"No answer from {tried} within {timeout:g} s (TCP connect timed out).",
+        )
+    if found & UNREACHABLE_ERRNOS:
+        return ErrorInfo.of(
+            ErrorKind.NETWORK_UNREACHABLE,
+            f"{tried} cannot be reached from this machine: {strerror}.",
+        )
+    return None
+
+
+# --- tls ------------------------------------------------------------------------------
+
+# OpenSSL reason names (SSLError.reason) that mean "the peer does not speak TLS".
+NOT_TLS_REASONS = frozenset(
+    {
+        "WRONG_VERSION_NUMBER",
+        "UNKNOWN_PROTOCOL",
+        "HTTP_REQUEST",
+        "HTTPS_PROXY_REQUEST",
+        "PACKET_LENGTH_TOO_LONG",
+        "RECORD_LAYER_FAILURE",
+        "UNEXPECTED_MESSAGE",
+    }
+)
+PROTOCOL_VERSION_REASONS = frozenset(
+    {
+        "TLSV1_ALERT_PROTOCOL_VERSION",
+        "UNSUPPORTED_PROTOCOL",
+        "NO_PROTOCOLS_AVAILABLE",
+        "TLSV1_ALERT_INAPPROPRIATE_FALLBACK",
+        "VERSION_TOO_LOW",
+        "VERSION_TOO_HIGH",
+    }
+)
+# Alerts a server sends about the client's certificate (or the lack of one).
+CLIENT_CERT_ALERTS = frozenset(
+    {
+        "TLSV13_ALERT_CERTIFICATE_REQUIRED",
+        "SSLV3_ALERT_BAD_CERTIFICATE",
+        "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE",
+        "SSLV3_ALERT_CERTIFICATE_REVOKED",
+        "SSLV3_ALERT_CERTIFICATE_EXPIRED",
+        "SSLV3_ALERT_CERTIFICATE_UNKNOWN",
+        "TLSV1_ALERT_UNKNOWN_CA",
+        "TLSV1_ALERT_ACCESS_DENIED",
+        "TLSV1_ALERT_DECRYPT_ERROR",
+    }
+)
+EOF_REASONS = frozenset({"UNEXPECTED_EOF_WHILE_READING", "EOF"})
+HANDSHAKE_FAILURE = "SSLV3_ALERT_HANDSHAKE_FAILURE"
+NO_APPLICATION_PROTOCOL = "TLSV1_ALERT_NO_APPLICATION_PROTOCOL"
+
+CLIENT_REJECTION_HINTS = {
+    "TLSV1_ALERT_UNKNOWN_CA": (
+        "The listener does not trust the CA that issued --cert: use a certificate from the "
+        "CA the listener trusts, or add that CA to the listener's client-certificate trust."
+    ),
+    "SSLV3_ALERT_CERTIFICATE_EXPIRED": "The client certificate has expired: issue a new one.",
+}
+
+
+@dataclass(frozen=True)
+class HandshakeFailure:
+    """A failed TLS handshake (or a TLS error right after it), as facts the tables read."""
+
+    reason: str = ""  # OpenSSL's reason name, "" when there is none
+    timed_out: bool = False
+    closed: bool = False  # EOF, reset or broken pipe
+    ssl_error: bool = False  # an ssl.SSLError (as opposed to a plain OSError)
+    os_error: bool = False  # an OSError with an errno
+    text: str = ""  # the exception's text, for the last-resort message only
+
+
+@dataclass(frozen=True)
+class TlsAttempt:
+    """What the client offered: the hints depend on it."""
+
+    tls_min: str | None = None
+    alpn: tuple[str, ...] = ()
+    client_subject: str | None = None  # the client certificate sent, if any
+    timeout: float = 0.0
+    after_handshake: bool = False  # the error came after the client's handshake finished
+
+
+def classify_handshake(failure: HandshakeFailure, attempt: TlsAttempt) -> ErrorInfo | None:
+    """The kind of a failed handshake; None when the tables do not know it."""
+    reason = failure.reason
+    if failure.timed_out:
+        return ErrorInfo.of(
+            ErrorKind.HANDSHAKE_TIMEOUT,
+            "The server accepted TCP but did not complete the TLS handshake within "
+            f"{attempt.timeout:g} s.",
+        )
+    if failure.closed or reason in EOF_REASONS:
+        return peer_closed(after_handshake=attempt.after_handshake)
+    if reason in NOT_TLS_REASONS:
+        return ErrorInfo.of(
+            ErrorKind.NOT_TLS, f"The server did not answer in TLS (OpenSSL: {reason})."
+        )
+    if reason in PROTOCOL_VERSION_REASONS:
+        wanted = f"TLS {attempt.tls_min} or newer" if attempt.tls_min else "TLS 1.2 or newer"
+        return ErrorInfo.of(
+            ErrorKind.PROTOCOL_VERSION,
+            f"The server and this client share no TLS version: the client offered {wanted} "
+            f"(OpenSSL: {reason}).",
+            "Lower --tls-min, or enable the version on the broker."
+            if attempt.tls_min
+            else "Enable TLS 1.2 or 1.3 on the broker: older versions are insecure.",
+        )
+    if reason == NO_APPLICATION_PROTOCOL:
+        return ErrorInfo.of(
+            ErrorKind.PROTOCOL_VERSION,
+            f"The server supports none of the ALPN protocols offered ({', '.join(attempt.alpn)}).",
+            "Offer the protocol the listener expects with --alpn (often 'mqtt'), or drop --alpn.",
+        )
+    # In TLS 1.2 an OpenSSL server that requires a certificate and gets none
+    # answers with a plain handshake_failure alert.
+    if reason in CLIENT_CERT_ALERTS or (
+        reason == HANDSHAKE_FAILURE and attempt.client_subject is None
+    ):
+        return client_cert_error(reason, attempt)
+    if reason == HANDSHAKE_FAILURE:
+        return ErrorInfo.of(
+            ErrorKind.PROTOCOL_VERSION,
+            "The server refused the handshake (handshake_failure alert): no common cipher, "
+            "or it rejected what the client offered.",
+            "Check the broker's TLS settings (versions, ciphers, curves) against this client's.",
+        )
+    if "ALERT" in reason:
+        return ErrorInfo.of(
+            ErrorKind.PEER_CLOSED, f"The server aborted the TLS handshake with the alert {reason}."
+        )
+    if failure.ssl_error:
+        return ErrorInfo.of(ErrorKind.PEER_CLOSED, f"The TLS handshake failed: {failure.text}.")
+    if failure.os_error:
+        return peer_closed(after_handshake=attempt.after_handshake)
+    return None
+
+
+def peer_closed(*, after_handshake: bool) -> ErrorInfo:
+    if after_handshake:
+        return ErrorInfo.of(
+            ErrorKind.PEER_CLOSED,
+            "The server closed the connection right after the TLS handshake, without an alert.",
+            "Check the broker's log: it may require a client certificate (--cert/--key) "
+            "or reject this client.",
+        )
+    return ErrorInfo.of(
+        ErrorKind.PEER_CLOSED, "The server closed the connection during the TLS handshake."
+    )
+
+
+def client_cert_error(reason: str, attempt: TlsAttempt) -> ErrorInfo:
+    when = " after the handshake" if attempt.after_handshake else ""
+    if attempt.client_subject is None:
+        return ErrorInfo.of(
+            ErrorKind.CLIENT_CERT_REQUIRED,
+            f"The listener requires a client certificate and none was sent "
+            f"(the server answered{when} with {reason}).",
+        )
+    return ErrorInfo.of(
+        ErrorKind.CLIENT_CERT_REJECTED,
+        f"The server rejected the client certificate {attempt.client_subject}{when} "
+        f"with the alert {reason}.",
+        CLIENT_REJECTION_HINTS.get(reason),
+    )
+
+
+# --- verify: OpenSSL's verify codes, when the certificates do not say more --------------
+
+OPENSSL_VERIFY_CODES: dict[int, ErrorKind] = {
+    2: ErrorKind.UNKNOWN_CA,  # unable to get issuer certificate
+    7: ErrorKind.CA_ROTATED,  # certificate signature failure: same issuer name, other key
+    9: ErrorKind.CERT_NOT_YET_VALID,
+    10: ErrorKind.CERT_EXPIRED,
+    18: ErrorKind.SELF_SIGNED_LEAF,
+    19: ErrorKind.UNKNOWN_CA,  # self-signed certificate in certificate chain
+    20: ErrorKind.UNKNOWN_CA,  # unable to get local issuer certificate
+    21: ErrorKind.UNKNOWN_CA,  # unable to verify the first certificate
+    24: ErrorKind.CA_INVALID,  # invalid CA certificate
+    32: ErrorKind.CA_INVALID,  # key usage does not include certificate signing
+    62: ErrorKind.HOSTNAME_MISMATCH,
+    64: ErrorKind.HOSTNAME_MISMATCH,  # IP address mismatch
+    79: ErrorKind.CA_INVALID,  # invalid CA certificate (strict)
+}
+
+
+def verify_code_kind(code: int | None) -> ErrorKind:
+    """The kind OpenSSL's verify code names; an unknown code is a CA problem."""
+    return OPENSSL_VERIFY_CODES.get(code if code is not None else -1, ErrorKind.CA_INVALID)
+
+
+# --- mqtt: CONNACK ------------------------------------------------------------------------
+
+# MQTT 3.1.1 CONNACK return codes (section 3.2.2.3) and what they mean here.
+V311_RETURN_CODES: dict[int, tuple[str, ErrorKind]] = {
+    1: ("Connection Refused, unacceptable protocol version", ErrorKind.PROTOCOL_UNSUPPORTED),
+    2: ("Connection Refused, identifier rejected", ErrorKind.CLIENT_ID_REJECTED),
+    3: ("Connection Refused, Server unavailable", ErrorKind.SERVER_UNAVAILABLE),
+    4: ("Connection Refused, bad user name or password", ErrorKind.BAD_CREDENTIALS),
+    5: ("Connection Refused, not authorized", ErrorKind.NOT_AUTHORIZED),
+}
+# MQTT 5 CONNACK reason codes (section 3.2.2.2); unlisted failures are
+# "the server will not serve this client now".
+V5_CONNACK_KINDS: dict[int, ErrorKind] = {
+    0x81: ErrorKind.PROTOCOL_UNSUPPORTED,  # Malformed Packet
+    0x82: ErrorKind.PROTOCOL_UNSUPPORTED,  # Protocol Error
+    0x84: ErrorKind.PROTOCOL_UNSUPPORTED,  # Unsupported Protocol Version
+    0x85: ErrorKind.CLIENT_ID_REJECTED,  # Client Identifier not valid
+    0x86: ErrorKind.BAD_CREDENTIALS,  # Bad User Name or Password
+    0x87: ErrorKind.NOT_AUTHORIZED,  # Not authorized
+    0x8A: ErrorKind.NOT_AUTHORIZED,  # Banned
+    0x8C: ErrorKind.BAD_AUTH_METHOD,  # Bad authentication method
+    0x95: ErrorKind.PROTOCOL_UNSUPPORTED,  # Packet too large
+    0x9A: ErrorKind.PROTOCOL_UNSUPPORTED,  # Retain not supported
+    0x9B: ErrorKind.PROTOCOL_UNSUPPORTED,  # QoS not supported
+}
+V311_UNSUPPORTED_VERSION = 1
+V5_UNSUPPORTED_VERSION = 0x84
+
+
+@dataclass(frozen=True)
+class Connack:
+    """A CONNACK as the broker sent it."""
+
+    version: str
+    code: int
+    reason: str
+    properties: dict[str, int | str]
+    answered_in_v311: bool = False  # a v3.1.1-only broker answering a v5 CONNECT
+
+    @property
+    def in_v5_form(self) -> bool:
+        return self.version == "5" and not self.answered_in_v311
+
+    @property
+    def accepted(self) -> bool:
+        return self.code == 0
+
+    @property
+    def refuses_version(self) -> bool:
+        if self.in_v5_form:
+            return self.code == V5_UNSUPPORTED_VERSION
+        return self.code == V311_UNSUPPORTED_VERSION
+
+    @property
+    def kind(self) -> ErrorKind:
+        if self.in_v5_form:
+            return V5_CONNACK_KINDS.get(self.code, ErrorKind.SERVER_UNAVAILABLE)
+        return V311_RETURN_CODES.get(self.code, ("", ErrorKind.SERVER_UNAVAILABLE))[1]
+
+    def code_text(self) -> str:
+        if self.in_v5_form:
+            return f"0x{self.code:02X} {self.reason}"
+        text = f"return code {self.code}, {self.reason}"
+        return f"{text}, in MQTT 3.1.1 form" if self.answered_in_v311 else text
+
+
+def v311_return_code_name(code: int) -> str:
+    if code == 0:
+        return "Connection Accepted"
+    return V311_RETURN_CODES.get(code, ("Unknown",))[0]
+
+
+def connack_error(connack: Connack, *, sat: bool, username: str | None) -> ErrorInfo:
+    """The ``mqtt`` stage failure for a refused CONNACK; the hint fits how the client signed in."""
+    kind = connack.kind
+    said = f"The broker refused the MQTT {connack.version} CONNECT: {connack.code_text()}"
+    detail = connack.properties.get("reason_string")
+    hint = None
+    if kind in (ErrorKind.NOT_AUTHORIZED, ErrorKind.BAD_CREDENTIALS):
+        if sat:
+            hint = (
+                "The broker did not accept the service account token: create a current one "
+                f"(kubectl create token SA -n {aio.NAMESPACE} --audience {aio.SAT_AUDIENCE}) "
+                "and check that the listener's BrokerAuthentication admits that service account."
+            )
+        elif username is None:
+            hint = "The broker refuses anonymous clients: pass --username and --password-file."
+        else:
+            hint = (
+                f"Check the password of {username!r} (--password-file or "
+                "$PROBE_MQTT_PASSWORD) and the broker's authorization rules for it."
+            )
+    return ErrorInfo.of(kind, said + (f", saying {detail!r}." if detail else "."), hint)
+
+
+def sat_needs_v5(connack: Connack) -> ErrorInfo:
+    return ErrorInfo.of(
+        ErrorKind.PROTOCOL_UNSUPPORTED,
+        f"The broker refused MQTT 5 ({connack.code_text()}), and K8S-SAT "
+        "authentication needs MQTT 5: MQTT 3.1.1 cannot carry the token.",
+        "Use a broker listener that speaks MQTT 5 (Azure IoT Operations does).",
+    )
+
+
+def no_connack_hint(version: str, *, sat: bool) -> str:
+    if version == "5" and sat:
+        return (
+            "A broker that does not know MQTT 5 enhanced authentication may stay silent: check "
+            "that this listener uses K8S-SAT authentication (an MQTT 3.1.1-only broker, such as "
+            "amqtt, never answers a v5 CONNECT with properties)."
+        )
+    return "Check the broker's log; try --mqtt-version 3.1.1 if it is an MQTT 3.1.1-only broker."
+
+
+# --- what a port says in cleartext -------------------------------------------------------
+
+
+def describe_cleartext(data: bytes) -> str | None:
+    """A few words on a cleartext answer to an MQTT CONNECT; None when nothing came."""
+    if not data:
+        return None
+    if data[:2] == b"\x20\x02" and len(data) >= 4:
+        return (
+            f"it answered a cleartext MQTT CONNECT with CONNACK (return code {data[3]}): "
+            "a plain MQTT listener without TLS"
+        )
+    if data.startswith(b"HTTP/"):
+        status = data.split(b"\r\n", 1)[0].decode("ascii", "replace")
+        return f"it answered in cleartext HTTP ({status!r}): an HTTP server"
+    if data.startswith(b"SSH-"):
+        return "it sent an SSH banner: an SSH server"
+    shown = data[:16]
+    printable = all(32 <= b < 127 or b in b"\r\n\t" for b in shown)
+    return f"it answered in cleartext: {shown!r}" if printable else f"it answered {shown.hex(' ')}"
