@@ -1,8 +1,10 @@
 """Stages, error kinds, exit codes, and the one exception type that carries them.
 
 Rule: every name here is part of the contract in ``shared/spec/probe-cli.md``.
-Add, never rename. The exit code of a failure follows from its kind alone:
-kind -> stage (``KIND_STAGE``) -> exit code (``EXIT_CODES``).
+Add, never rename. Each kind has a home stage (``KIND_STAGE``); an error is
+attributed to the stage that was running when it happened (``ErrorInfo.stage``,
+by default the kind's home), and the exit code follows that stage
+(``EXIT_CODES``): ``malformed_packet`` is exit 7 in ``mqtt`` and 8 in ``roundtrip``.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ class ErrorKind(StrEnum):
     PROTOCOL_VERSION = "protocol_version"
     CLIENT_CERT_REQUIRED = "client_cert_required"
     CLIENT_CERT_REJECTED = "client_cert_rejected"
+    UNSUPPORTED_SERVER_KEY = "unsupported_server_key"
+    NO_SHARED_CIPHER = "no_shared_cipher"
     # verify
     UNKNOWN_CA = "unknown_ca"
     CA_ROTATED = "ca_rotated"
@@ -64,6 +68,7 @@ class ErrorKind(StrEnum):
     SERVER_UNAVAILABLE = "server_unavailable"
     NO_CONNACK = "no_connack"
     CONNECTION_DROPPED = "connection_dropped"
+    MALFORMED_PACKET = "malformed_packet"
     # roundtrip
     SUBSCRIBE_REFUSED = "subscribe_refused"
     PUBLISH_REFUSED = "publish_refused"
@@ -93,6 +98,8 @@ KIND_STAGE: dict[ErrorKind, Stage] = {
             _K.PROTOCOL_VERSION,
             _K.CLIENT_CERT_REQUIRED,
             _K.CLIENT_CERT_REJECTED,
+            _K.UNSUPPORTED_SERVER_KEY,
+            _K.NO_SHARED_CIPHER,
         ),
         Stage.TLS,
     ),
@@ -120,6 +127,7 @@ KIND_STAGE: dict[ErrorKind, Stage] = {
             _K.SERVER_UNAVAILABLE,
             _K.NO_CONNACK,
             _K.CONNECTION_DROPPED,
+            _K.MALFORMED_PACKET,
         ),
         Stage.MQTT,
     ),
@@ -184,6 +192,14 @@ DEFAULT_HINTS: dict[ErrorKind, str] = {
         "Use a client certificate issued by a CA the listener trusts, still valid, "
         "with extended key usage clientAuth."
     ),
+    _K.UNSUPPORTED_SERVER_KEY: (
+        "The server's certificate uses a key or curve this client cannot use: have the broker "
+        "use an ECDSA P-256/P-384 or RSA 2048+ certificate (the quickstart CA issues P-256)."
+    ),
+    _K.NO_SHARED_CIPHER: (
+        "The server and this client share no cipher suite or group: compare the broker's TLS "
+        "settings with this client's (probe tls HOST:PORT lists what the broker accepts)."
+    ),
     _K.UNKNOWN_CA: "Trust the CA that issued the server's certificate (--ca-file or the cluster).",
     _K.CA_ROTATED: (
         "The CA was re-created: fetch the current bundle (probe bundle --out ca.crt) and "
@@ -224,6 +240,10 @@ DEFAULT_HINTS: dict[ErrorKind, str] = {
         "--mqtt-version 3.1.1, or check the broker's log."
     ),
     _K.CONNECTION_DROPPED: "Check the broker's log for why it closed the connection.",
+    _K.MALFORMED_PACKET: (
+        "The broker broke the MQTT protocol: check that this port is an MQTT listener and "
+        "look in the broker's log; report the packet to the broker's maintainers."
+    ),
     _K.SUBSCRIBE_REFUSED: (
         "Allow the client to subscribe to this topic, or choose one with --topic."
     ),
@@ -248,9 +268,11 @@ class ErrorInfo:
     hint: str
 
     @classmethod
-    def of(cls, kind: ErrorKind, message: str, hint: str | None = None) -> ErrorInfo:
-        """The error of ``kind``: its stage follows from the kind, its hint defaults per kind."""
-        return cls(KIND_STAGE[kind], kind, message, hint or DEFAULT_HINTS[kind])
+    def of(
+        cls, kind: ErrorKind, message: str, hint: str | None = None, stage: Stage | None = None
+    ) -> ErrorInfo:
+        """The error of ``kind``; the stage defaults to the kind's home, the hint per kind."""
+        return cls(stage or KIND_STAGE[kind], kind, message, hint or DEFAULT_HINTS[kind])
 
     @property
     def exit_code(self) -> int:
@@ -260,13 +282,15 @@ class ErrorInfo:
 class ProbeError(Exception):
     """An expected failure, raised by adapters: it carries one ``ErrorInfo``."""
 
-    def __init__(self, kind: ErrorKind, message: str, hint: str | None = None) -> None:
-        self.info = ErrorInfo.of(kind, message, hint)
+    def __init__(
+        self, kind: ErrorKind, message: str, hint: str | None = None, stage: Stage | None = None
+    ) -> None:
+        self.info = ErrorInfo.of(kind, message, hint, stage)
         super().__init__(message)
 
     @classmethod
     def from_info(cls, info: ErrorInfo) -> ProbeError:
-        return cls(info.kind, info.message, info.hint)
+        return cls(info.kind, info.message, info.hint, info.stage)
 
     @property
     def kind(self) -> ErrorKind:
