@@ -22,7 +22,7 @@ import kubernetes_validate.utils as kubernetes_validate  # type: ignore[import-u
 import pytest
 import yaml
 
-from mqtt_tls_probe.pki import create_root_ca, issue_server_certificate
+from mqtt_tls_probe.dev.pki import create_root_ca, issue_server_certificate
 
 from .mqtt5_server import Behaviour, mqtt5_session
 from .servers import TcpServer, server_context, tls_handler, write_chain
