@@ -28,6 +28,7 @@ from mqtt_tls_probe.core.tls_messages import (
     HELLO_RETRY_REQUEST_RANDOM,
     INNER_CONTENT_TYPE,
     MAX_CERTIFICATES,
+    MAX_EXTENSIONS,
     MAX_ITEMS,
     MAX_MESSAGES_PER_RECORD,
     MAX_TEXT,
@@ -278,6 +279,16 @@ def test_long_lists_are_capped_and_say_how_many_more() -> None:
     assert isinstance(listed, tuple)
     assert len(listed) == MAX_ITEMS + 1
     assert listed[-1] == "+10 more"
+
+
+def test_a_flood_of_extensions_is_counted_not_interpreted() -> None:
+    flood = ext(0xFFFE, b"") * (MAX_EXTENSIONS + 10) + sni(b"late.example")
+    fields = only(decode_handshake(client_hello(flood))).fields
+    names = fields["extensions"]
+    assert isinstance(names, tuple)
+    assert len(names) == MAX_ITEMS + 1
+    assert names[-1] == f"+{MAX_EXTENSIONS + 11 - MAX_ITEMS} more"
+    assert "server_name" not in fields  # beyond the cap: never looked at
 
 
 # --- ServerHello, HelloRetryRequest, EncryptedExtensions --------------------------------

@@ -56,7 +56,7 @@ What CPython 3.11.7 with OpenSSL 3.0.19 hands to ``SSLContext._msg_callback``
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -75,6 +75,7 @@ MAX_ITEMS: Final = 32  # list entries kept per field; more become a "+N more" en
 MAX_CERTIFICATES: Final = 16  # certificates kept per Certificate message
 MAX_TEXT: Final = 512  # characters kept per string
 MAX_MESSAGES_PER_RECORD: Final = 64  # handshake messages decoded from one callback
+MAX_EXTENSIONS: Final = 64  # extensions interpreted per message; the rest are counted
 _MAX_NAME_PARTS: Final = 32  # RDNs (and attributes per RDN) read from one DER name
 
 TLS13: Final = 0x0304
@@ -650,22 +651,31 @@ def _tbs_names(der: bytes) -> tuple[str, str]:
 # --- extensions ---------------------------------------------------------------------------
 
 
-def _extensions(reader: _Reader) -> list[tuple[int, _Reader]]:
-    """The (type, body) pairs of an extensions block (RFC 8446 §4.2)."""
+@dataclass(frozen=True)
+class _Extensions:
+    """The first ``MAX_EXTENSIONS`` (type, body) pairs of a block, and how many there were."""
+
+    found: list[tuple[int, _Reader]]
+    total: int
+
+    def names(self) -> tuple[str, ...]:
+        names = [extension_name(kind) for kind, _ in self.found[:MAX_ITEMS]]
+        more = self.total - len(names)
+        return (*names, f"+{more} more") if more else tuple(names)
+
+
+def _extensions(reader: _Reader) -> _Extensions:
+    """An extensions block (RFC 8446 §4.2); a real hello has about 20."""
     found: list[tuple[int, _Reader]] = []
+    total = 0
     block = reader.vector(2)
-    while not block.at_end():
+    while not block.at_end():  # each pass consumes at least 4 bytes
         kind = block.uint(2)
-        found.append((kind, block.vector(2)))  # each pass consumes >= 4 bytes
-    return found
-
-
-def _extension_names(extensions: Sequence[tuple[int, _Reader]]) -> tuple[str, ...]:
-    kept = _Capped()
-    for kind, _ in extensions:
-        if kept.room():
-            kept.items.append(extension_name(kind))
-    return kept.result()
+        body = block.vector(2)
+        total += 1
+        if len(found) < MAX_EXTENSIONS:
+            found.append((kind, body))
+    return _Extensions(found, total)
 
 
 def _alpn(body: _Reader) -> tuple[str, ...]:
@@ -737,8 +747,8 @@ def _client_hello(body: _Reader, out: _Out) -> None:
     if body.at_end():  # a TLS 1.2 ClientHello may have no extensions
         return
     extensions = _extensions(body)
-    out.fields["extensions"] = _extension_names(extensions)
-    for kind, ext in extensions:
+    out.fields["extensions"] = extensions.names()
+    for kind, ext in extensions.found:
         _client_hello_extension(kind, ext, out.fields)
 
 
@@ -786,8 +796,8 @@ def _server_hello(body: _Reader, out: _Out, context: _Context) -> None:
     if body.at_end():
         return
     extensions = _extensions(body)
-    out.fields["extensions"] = _extension_names(extensions)
-    for kind, ext in extensions:
+    out.fields["extensions"] = extensions.names()
+    for kind, ext in extensions.found:
         _server_hello_extension(kind, ext, out.fields, context, retry=retry)
 
 
@@ -816,8 +826,8 @@ def _encrypted_extensions(body: _Reader, out: _Out) -> None:
     """RFC 8446 §4.3.1: where a TLS 1.3 server says which ALPN protocol it chose."""
     out.fields["alpn"] = None
     extensions = _extensions(body)
-    out.fields["extensions"] = _extension_names(extensions)
-    for kind, ext in extensions:
+    out.fields["extensions"] = extensions.names()
+    for kind, ext in extensions.found:
         if kind == EXT_ALPN:
             out.fields["alpn"] = _first(_alpn(ext))
 
@@ -855,7 +865,7 @@ def _certificate_request(body: _Reader, out: _Out, context: _Context) -> None:
     out.fields["certificate_authorities"] = ()
     if context.tls13:
         body.vector(1)  # certificate_request_context
-        for kind, ext in _extensions(body):
+        for kind, ext in _extensions(body).found:
             if kind == EXT_SIGNATURE_ALGORITHMS:
                 out.fields["signature_algorithms"] = _u16_list(ext.vector(2), signature_scheme_name)
             elif kind == EXT_CERTIFICATE_AUTHORITIES:
