@@ -998,7 +998,7 @@ def decode_change_cipher_spec(data: bytes) -> Message:
 # --- the callback stream of one connection ------------------------------------------------
 
 
-def _direction_version(context: _Context, record: RawRecord) -> str:
+def _event_version(context: _Context, record: RawRecord) -> str:
     # The callback's version is unreliable before the ServerHello (see above).
     return version_name(context.version if context.version is not None else record.version)
 
@@ -1035,7 +1035,7 @@ class _Builder:
             TraceEvent(
                 direction=record.direction,
                 type=message.type,
-                version=_direction_version(self.context, record),
+                version=_event_version(self.context, record),
                 size=message.size,
                 ms=round((record.at - self.start) * 1000, 3),
                 fields=message.fields,
