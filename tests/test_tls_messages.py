@@ -46,7 +46,7 @@ from mqtt_tls_probe.core.tls_messages import (
     decode_handshake,
     dn_from_der,
 )
-from mqtt_tls_probe.pki import create_root_ca, issue_server_certificate
+from mqtt_tls_probe.dev.pki import create_root_ca, issue_server_certificate
 
 TLS12 = 0x0303
 TLS13 = 0x0304

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from mqtt_tls_probe.adapters import tls_trace
 from mqtt_tls_probe.adapters.tls_trace import HandshakeRecorder, trace_available
 from mqtt_tls_probe.core.tls_messages import HandshakeSummary, TraceEvent
-from mqtt_tls_probe.pki import (
+from mqtt_tls_probe.dev.pki import (
     CertAndKey,
     create_root_ca,
     issue_client_certificate,
