@@ -414,7 +414,10 @@ def test_help() -> None:
     assert "Example" in result.stdout
 
 
-def test_the_command_serves_until_sigterm(harness: BrokerHandle, pki: PkiFiles) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_the_command_serves_until_a_signal(
+    harness: BrokerHandle, pki: PkiFiles, signum: signal.Signals
+) -> None:
     command = [
         sys.executable, "-m", "mqtt_tls_probe", "exporter", "--listen", "127.0.0.1:0",
         "--ca-file", str(pki.ca_cert), "--target", harness.address, "--interval", "200ms",
@@ -438,7 +441,7 @@ def test_the_command_serves_until_sigterm(harness: BrokerHandle, pki: PkiFiles) 
         text = probe_page_at(url, harness.address)
         assert value(text, "probe_success") == 1
         wait_for(lambda: value(get(f"{url}/metrics")[2], "probe_success") == 1, "a round")
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(signum)
         assert process.wait(_WAIT) == 0
     finally:
         if process.poll() is None:
