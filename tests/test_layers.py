@@ -5,6 +5,7 @@
 - ``adapters/`` never import orchestrators, outputs, the CLI or the dev harness.
 - ``output/`` reads reports: no adapter, orchestrator or I/O library.
 - ``orchestrators/`` never import the CLI or outputs.
+- ``exporter/`` (a front end like the CLI) never imports the CLI or the dev harness.
 - ``adapters.cluster`` and ``adapters.trust`` do not import each other at
   module level (the cycle the layout removed).
 """
@@ -58,6 +59,7 @@ FORBIDDEN_LAYERS = {
     "adapters": {"orchestrators", "output", "cli", "dev"},
     "output": {"adapters", "orchestrators", "cli", "dev"},
     "orchestrators": {"output", "cli"},
+    "exporter": {"cli", "dev"},
 }
 OUTPUT_IO = IO_LIBRARIES - {"time"}
 

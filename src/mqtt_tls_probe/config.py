@@ -221,6 +221,11 @@ def parse_target(target: str, port: int | None) -> tuple[str, int]:
     return host, target_port or port or aio.BROKER_PORT
 
 
+def format_target(host: str, port: int) -> str:
+    """The inverse of ``parse_target``: ``host:port``, an IPv6 address in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def _parse_port(text: str, target: str) -> int:
     if not text.isdigit() or not 0 < int(text) < 65536:
         raise UsageError(f"invalid port {text!r} in the target {target!r}")

@@ -1,5 +1,6 @@
 """``probe connect``: the staged test of one broker."""
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -120,6 +121,14 @@ def connect(
             show_default=False,
         ),
     ] = None,
+    junit: Annotated[
+        Path | None,
+        typer.Option(
+            "--junit",
+            help="Also write the result as JUnit XML to this file (a case per stage), for CI.",
+            show_default=False,
+        ),
+    ] = None,
     output: OutputOpt = OutputFormat.TEXT,
     timeout: TimeoutOpt = 10.0,
     verbose: VerboseOpt = False,
@@ -160,4 +169,13 @@ def connect(
             timeout=timeout,
         )
     )
-    emit(run_probe(config), output, verbose=verbose)
+    if junit is None:
+        emit(run_probe(config), output, verbose=verbose)
+    from mqtt_tls_probe.adapters.report_file import report_file
+    from mqtt_tls_probe.output import junit as junit_xml
+
+    with report_file(junit) as junit_file:  # refused before the probe runs
+        started = datetime.now(UTC)
+        report = run_probe(config)
+        junit_file.write(junit_xml.render([report], started))
+    emit(report, output, verbose=verbose)
