@@ -6,6 +6,7 @@ tests (test_verify_failures.py) prove each kind against a real broker.
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,6 +27,18 @@ from .brokers import harness_serving
 from .helpers import probe_json, write_pem
 
 NOW = datetime.now(UTC)
+
+
+@pytest.fixture(autouse=True)
+def fresh_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    """NOW as each test starts: certificates made "now" must not postdate it.
+
+    (At import time it can be minutes old when the suite is slow, and the PKI
+    back-dates new certificates by one minute only.)
+    """
+    monkeypatch.setattr(sys.modules[__name__], "NOW", datetime.now(UTC))
+
+
 DAY = timedelta(days=1)
 
 
