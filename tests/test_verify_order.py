@@ -29,6 +29,17 @@ NOW = datetime.now(UTC)
 DAY = timedelta(days=1)
 
 
+@pytest.fixture(autouse=True)
+def _now_is_when_the_test_runs() -> None:
+    """Date the checks when each test runs, not when the module was collected.
+
+    Certificates made in a test start a minute before it; collection can be
+    minutes earlier in a long suite, and they would then be "not yet valid".
+    """
+    global NOW  # noqa: PLW0603 (the tests' shared clock, reset before each)
+    NOW = datetime.now(UTC)
+
+
 def _kind(chain: list[CertAndKey], anchors: list[CertAndKey], name: str = "localhost") -> str:
     certs: list[x509.Certificate] = [c.certificate for c in chain]
     trusted = [a.certificate for a in anchors]
