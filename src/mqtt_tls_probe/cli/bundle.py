@@ -1,13 +1,12 @@
 """``probe bundle``: the trust bundle's CA certificates."""
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from mqtt_tls_probe import aio
-from mqtt_tls_probe.cli.app import app, emit, guarded
+from mqtt_tls_probe.cli.app import app, emit, guarded, write_stderr, write_stdout
 from mqtt_tls_probe.cli.options import (
     CaFileOpt,
     ConfigMapKeyOpt,
@@ -57,6 +56,6 @@ def bundle(
     from mqtt_tls_probe.output.text import pem_or_failure
 
     stdout, stderr = pem_or_failure(report)
-    sys.stdout.write(stdout)
-    sys.stderr.write(stderr)
+    write_stdout(stdout)
+    write_stderr(*stderr.splitlines())
     raise typer.Exit(report.exit_code)
