@@ -149,17 +149,17 @@ def build_probe_config(
         raise UsageError(f"--mqtt-version must be one of {', '.join(MQTT_VERSIONS)}")
     client = None
     if inputs.cert is not None and inputs.key is not None:
-        client = files.load_client_identity(inputs.cert, inputs.key)
+        client = files.load_client_identity(inputs.cert, inputs.key, inputs.timeout)
     password = None
     if inputs.password_file is not None:
         if inputs.username is None:
             raise UsageError("--password-file needs --username")
-        password = files.read_secret_file(inputs.password_file, "password")
+        password = files.read_secret_file(inputs.password_file, "password", inputs.timeout)
     elif inputs.username is not None and PASSWORD_VARIABLE in env:
         password = env[PASSWORD_VARIABLE].encode()
     token = None
     if inputs.sat_file is not None:
-        token = files.read_secret_file(inputs.sat_file, "token")
+        token = files.read_secret_file(inputs.sat_file, "token", inputs.timeout)
     return ProbeConfig(
         host=host,
         port=port,

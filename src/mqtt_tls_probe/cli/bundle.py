@@ -34,8 +34,13 @@ def bundle(
     pem: Annotated[bool, typer.Option("--pem", help="Print the bundle as PEM instead.")] = False,
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="Write the bundle's PEM to this file.", show_default=False),
+        typer.Option(
+            "--out", help="Write the bundle's PEM to this file (see --force).", show_default=False
+        ),
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Let --out replace an existing file.")
+    ] = False,
     output: OutputOpt = OutputFormat.TEXT,
     timeout: TimeoutOpt = 10.0,
     verbose: VerboseOpt = False,
@@ -50,7 +55,7 @@ def bundle(
     from mqtt_tls_probe.orchestrators.bundle import bundle_report
 
     cluster = cluster_options(kubeconfig, context, namespace, configmap, configmap_key)
-    report = bundle_report(ca_file, cluster, timeout, out=out)
+    report = bundle_report(ca_file, cluster, timeout, out=out, force=force)
     if not pem:
         emit(report, output, verbose=verbose)
     from mqtt_tls_probe.output.text import pem_or_failure
