@@ -7,7 +7,7 @@ import typer
 
 from mqtt_tls_probe import aio
 from mqtt_tls_probe.cli.app import app, guarded, write_lines
-from mqtt_tls_probe.cli.options import VerboseOpt
+from mqtt_tls_probe.cli.options import VerboseOpt, path_option
 
 if TYPE_CHECKING:
     from mqtt_tls_probe.dev.harness import BrokerHandle
@@ -21,7 +21,7 @@ def broker(
         int, typer.Option("--port", "-p", min=0, max=65535, help="TLS port.")
     ] = aio.BROKER_PORT,
     certs: Annotated[
-        Path, typer.Option("--certs", help="PKI directory (created when missing).")
+        Path, path_option("--certs", "PKI directory (created when missing).", show_default=True)
     ] = Path("certs"),
     verbose: VerboseOpt = False,
 ) -> None:

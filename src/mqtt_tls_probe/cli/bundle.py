@@ -18,6 +18,7 @@ from mqtt_tls_probe.cli.options import (
     TimeoutOpt,
     VerboseOpt,
     cluster_options,
+    path_option,
 )
 from mqtt_tls_probe.output import OutputFormat
 
@@ -34,9 +35,7 @@ def bundle(
     pem: Annotated[bool, typer.Option("--pem", help="Print the bundle as PEM instead.")] = False,
     out: Annotated[
         Path | None,
-        typer.Option(
-            "--out", help="Write the bundle's PEM to this file (see --force).", show_default=False
-        ),
+        path_option("--out", "Write the bundle's PEM to this file (see --force)."),
     ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Let --out replace an existing file.")

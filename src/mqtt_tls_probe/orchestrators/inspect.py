@@ -10,7 +10,7 @@ from cryptography import x509
 
 from mqtt_tls_probe.adapters import net, tls
 from mqtt_tls_probe.adapters.trust import read_certificate_file
-from mqtt_tls_probe.config import TlsOptions, parse_target
+from mqtt_tls_probe.config import TlsOptions, check_server_name, parse_target
 from mqtt_tls_probe.core.certinfo import describe_all, describe_content, parse_certificates
 from mqtt_tls_probe.core.verify import hostname_error, name_matches
 from mqtt_tls_probe.errors import ErrorKind, ProbeError
@@ -27,9 +27,11 @@ def inspect_source(
     host name to resolve.
 
     Raises:
-        UsageError: ``host:port`` is no valid target (before any I/O).
+        UsageError: ``host:port`` or ``--server-name`` is no valid target (before any I/O).
     """
     moment = now or datetime.now(UTC)
+    if server_name is not None:
+        server_name = check_server_name(server_name)
     origin = "file" if _is_file_source(source) else "server"
     try:
         if origin == "file":
@@ -74,7 +76,7 @@ def _inspect_server(
     source: str, server_name: str | None, timeout: float, now: datetime
 ) -> InspectionReport:
     host, port = parse_target(source, None)
-    name = server_name or host
+    name = server_name or host.removesuffix(".")
     options = TlsOptions(server_name=name)
     addresses = net.resolve(host, port, timeout)
     sock, _ = net.connect(addresses, timeout)
