@@ -15,7 +15,10 @@ import base64
 import contextlib
 import json
 import math
+import socket
 import string
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -452,3 +455,26 @@ def test_every_san_the_property_accepts_is_in_the_certificate(tmp_path: Path) ->
     names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert "xn--bcher-kva.example" in names.get_values_for_type(x509.DNSName)
     assert "DNS:xn--bcher-kva.example" in doc["server"]["sans"]
+
+
+# --- broker: a place it cannot listen ----------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["busy-port", "foreign-host"])
+def test_broker_where_it_cannot_listen_is_a_usage_error(tmp_path: Path, where: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = str(taken.getsockname()[1])
+        host, port = ("127.0.0.1", busy) if where == "busy-port" else ("192.0.2.1", "0")
+        command = ["broker", "--certs", str(tmp_path / "pki"), "--host", host, "--port", port]
+        result = subprocess.run(  # a subprocess: a broker that did start would run until killed
+            [sys.executable, "-m", "mqtt_tls_probe", *command],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 2, result.stderr
+    assert f"cannot listen on {host}:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
