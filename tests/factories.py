@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+import dataclasses
+from dataclasses import fields, replace
 from datetime import UTC, datetime
+from enum import Enum
 from pathlib import Path
+from typing import TypeVar
 
 from mqtt_tls_probe.errors import ErrorInfo, ErrorKind, Stage
 from mqtt_tls_probe.model import (
     BundleReport,
     CertInfo,
+    CertsInitReport,
     Check,
     CheckStatus,
     ClusterReport,
+    DemoReport,
     Finding,
     FindingCode,
     InspectionReport,
     MqttInfo,
     ProbeReport,
+    RoundtripInfo,
+    SatClaims,
     StageResult,
     Target,
     TlsInfo,
@@ -27,6 +34,7 @@ from mqtt_tls_probe.model import (
 )
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+T = TypeVar("T")
 QUICKSTART = "CN=Azure IoT Operations Quickstart Root CA - Not for Production"
 
 
@@ -137,3 +145,50 @@ def cluster_report() -> ClusterReport:
             Check("issuer", CheckStatus.ERROR, "not Ready", "kubectl describe issuer"),
         ),
     )
+
+
+def certs_init_report() -> CertsInitReport:
+    directory = Path("certs")
+    files = tuple(directory / name for name in ("ca.crt", "ca.key", "server.crt", "server.key"))
+    return CertsInitReport(directory, files, ca_cert(), cert())
+
+
+def demo_report() -> DemoReport:
+    return DemoReport(("created a PKI in /tmp/probe-demo",), passing_report())
+
+
+def full_report() -> ProbeReport:
+    """A report with every section filled: MQTT properties, token claims, round trip."""
+    claims = SatClaims(("aio-internal",), "system:serviceaccount:ns:sa", NOW, "issuer", ("odd",))
+    mqtt = MqttInfo("5", 0, "Success", "5", {"reason_string": "welcome"}, claims)
+    return passing_report(mqtt=mqtt, roundtrip=RoundtripInfo("probe/t", 1.0, 2.0, 3.0))
+
+
+# Terminal control in every shape: ESC sequences, BEL, CR, NUL, DEL, a C1 CSI, a
+# right-to-left override, a byte the OS gave undecoded, a line separator.
+HOSTILE = "\x1b[2J\x1b]0;owned\x07\r\x00\x7f\x9b\u202e\udcff\u2028\t\n"
+
+
+def with_hostile_strings(value: T) -> T:
+    """A copy of ``value`` in which every string (and path) ends with ``HOSTILE``.
+
+    Walks dataclasses, tuples, lists and dicts; enums keep their value (they are
+    the report's vocabulary, not data from outside).
+    """
+    result: object
+    if isinstance(value, Enum):
+        result = value
+    elif isinstance(value, str):
+        result = value + HOSTILE
+    elif isinstance(value, Path):
+        result = Path(str(value) + HOSTILE)
+    elif isinstance(value, tuple | list):
+        result = type(value)(with_hostile_strings(item) for item in value)
+    elif isinstance(value, dict):
+        result = {key: with_hostile_strings(item) for key, item in value.items()}
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {f.name: with_hostile_strings(getattr(value, f.name)) for f in fields(value)}
+        result = replace(value, **changes)
+    else:
+        result = value
+    return result  # type: ignore[return-value]

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from hypothesis import core as hypothesis_core
+from hypothesis import settings
 from typer.testing import CliRunner, Result
 
 from mqtt_tls_probe.cli import app
@@ -40,3 +42,14 @@ def write_pem(path: Path, *pairs: CertAndKey) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"".join(pair.cert_pem() for pair in pairs))
     return path
+
+
+def property_settings() -> settings:
+    """The property tests' settings: 200 examples, no deadline, nothing saved on disk.
+
+    Derandomized: every run (and CI) tries the same examples, so a failure
+    reproduces by running the test again. ``--hypothesis-seed N`` draws 200
+    other examples from seed N instead, again the same ones on every run.
+    """
+    seeded = hypothesis_core.global_force_seed is not None  # set by --hypothesis-seed
+    return settings(max_examples=200, derandomize=not seeded, database=None, deadline=None)

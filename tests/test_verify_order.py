@@ -6,7 +6,6 @@ tests (test_verify_failures.py) prove each kind against a real broker.
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -27,19 +26,18 @@ from .brokers import harness_serving
 from .helpers import probe_json, write_pem
 
 NOW = datetime.now(UTC)
+DAY = timedelta(days=1)
 
 
 @pytest.fixture(autouse=True)
-def fresh_now(monkeypatch: pytest.MonkeyPatch) -> None:
-    """NOW as each test starts: certificates made "now" must not postdate it.
+def _now_is_when_the_test_runs() -> None:
+    """Date the checks when each test runs, not when the module was collected.
 
-    (At import time it can be minutes old when the suite is slow, and the PKI
-    back-dates new certificates by one minute only.)
+    Certificates made in a test start a minute before it; collection can be
+    minutes earlier in a long suite, and they would then be "not yet valid".
     """
-    monkeypatch.setattr(sys.modules[__name__], "NOW", datetime.now(UTC))
-
-
-DAY = timedelta(days=1)
+    global NOW  # noqa: PLW0603 (the tests' shared clock, reset before each)
+    NOW = datetime.now(UTC)
 
 
 def _kind(chain: list[CertAndKey], anchors: list[CertAndKey], name: str = "localhost") -> str:

@@ -9,16 +9,21 @@ local files the flags name (password, token, client certificate and key).
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from mqtt_tls_probe import aio
+from mqtt_tls_probe.core import names
 from mqtt_tls_probe.errors import UsageError
 
 DEFAULT_HOST = "localhost"
 DEFAULT_TIMEOUT = 10.0
+MIN_TIMEOUT = 0.01
+MAX_TIMEOUT = 3600.0  # an hour per stage; beyond, socket and thread waits overflow
 PASSWORD_VARIABLE = "PROBE_MQTT_PASSWORD"  # noqa: S105 (a variable name)
 TLS_VERSIONS = ("1.2", "1.3")
 MQTT_VERSIONS = ("5", "3.1.1")
@@ -130,7 +135,10 @@ def build_probe_config(
     - ``--sat-file`` needs MQTT 5; only a default version falls back to 3.1.1;
     - the client id defaults to ``probe-`` and 8 random hex digits; ``""`` asks an
       MQTT 5 broker to assign one;
-    - ``--topic`` implies ``--roundtrip``.
+    - ``--topic`` implies ``--roundtrip``;
+    - every value fits what carries it: host names (IDNA) and ALPN ids for TLS, MQTT
+      strings (UTF-8, no NUL, 65,535 bytes) and topic names without wildcards, a
+      finite ``--timeout``.
 
     Raises:
         UsageError: a bad value or combination; nothing has touched the network.
@@ -139,6 +147,7 @@ def build_probe_config(
 
     env = os.environ if environ is None else environ
     host, port = parse_target(inputs.target, inputs.port)
+    timeout = check_timeout(inputs.timeout)
     if (inputs.cert is None) != (inputs.key is None):
         raise UsageError("--cert and --key go together: pass both, or neither")
     if inputs.sat_file is not None and inputs.mqtt_version == "3.1.1":
@@ -147,19 +156,17 @@ def build_probe_config(
         raise UsageError(f"--tls-min must be one of {', '.join(TLS_VERSIONS)}")
     if inputs.mqtt_version is not None and inputs.mqtt_version not in MQTT_VERSIONS:
         raise UsageError(f"--mqtt-version must be one of {', '.join(MQTT_VERSIONS)}")
+    server_name = host if inputs.server_name is None else check_server_name(inputs.server_name)
+    alpn = tuple(_flag("--alpn", names.alpn_protocol, p) for p in inputs.alpn)
     client = None
     if inputs.cert is not None and inputs.key is not None:
-        client = files.load_client_identity(inputs.cert, inputs.key)
-    password = None
-    if inputs.password_file is not None:
-        if inputs.username is None:
-            raise UsageError("--password-file needs --username")
-        password = files.read_secret_file(inputs.password_file, "password")
-    elif inputs.username is not None and PASSWORD_VARIABLE in env:
-        password = env[PASSWORD_VARIABLE].encode()
-    token = None
-    if inputs.sat_file is not None:
-        token = files.read_secret_file(inputs.sat_file, "token")
+        client = files.load_client_identity(inputs.cert, inputs.key, timeout)
+    mqtt = _mqtt_options(inputs, env, timeout)
+    roundtrip = inputs.roundtrip or inputs.topic is not None
+    if inputs.topic is not None:
+        _flag("--topic", names.mqtt_topic_name, inputs.topic)
+    elif roundtrip:
+        _flag("--client-id", _default_topic_name, mqtt.client_id)
     return ProbeConfig(
         host=host,
         port=port,
@@ -167,23 +174,92 @@ def build_probe_config(
             ca_file=inputs.ca_file, insecure=inputs.insecure, cluster=inputs.cluster
         ),
         tls=TlsOptions(
-            server_name=inputs.server_name or host,
+            server_name=server_name.removesuffix("."),  # a target's FQDN dot, as above
             tls_min=inputs.tls_min,
-            alpn=inputs.alpn,
+            alpn=alpn,
             client=client,
         ),
-        mqtt=MqttOptions(
-            client_id=new_client_id() if inputs.client_id is None else inputs.client_id,
-            version=inputs.mqtt_version or "5",
-            username=inputs.username,
-            password=password,
-            sat_token=token,
-        ),
+        mqtt=mqtt,
         version_fallback=inputs.mqtt_version is None,
         topic=inputs.topic,
-        roundtrip=inputs.roundtrip or inputs.topic is not None,
-        timeout=inputs.timeout,
+        roundtrip=roundtrip,
+        timeout=timeout,
     )
+
+
+def _mqtt_options(inputs: ConnectInputs, env: Mapping[str, str], timeout: float) -> MqttOptions:
+    """The MQTT identity: client id, user name, password and token, each checked to fit MQTT."""
+    from mqtt_tls_probe.adapters import files
+
+    client_id = new_client_id() if inputs.client_id is None else inputs.client_id
+    _flag("--client-id", lambda v: names.mqtt_string(v, "the client id"), client_id)
+    if inputs.username is not None:
+        _flag("--username", lambda v: names.mqtt_string(v, "the user name"), inputs.username)
+    password = None
+    if inputs.password_file is not None:
+        if inputs.username is None:
+            raise UsageError("--password-file needs --username")
+        password = files.read_secret_file(inputs.password_file, "password", timeout)
+    elif inputs.username is not None and PASSWORD_VARIABLE in env:
+        # The variable's bytes as the environment holds them (os.environ decoded them so).
+        password = env[PASSWORD_VARIABLE].encode("utf-8", "surrogateescape")
+    if password is not None:
+        _flag("--password-file", lambda v: names.mqtt_binary(v, "the password"), password)
+    token = None
+    if inputs.sat_file is not None:
+        token = files.read_secret_file(inputs.sat_file, "token", timeout)
+        _flag("--sat-file", lambda v: names.mqtt_binary(v, "the token"), token)
+    return MqttOptions(
+        client_id=client_id,
+        version=inputs.mqtt_version or "5",
+        username=inputs.username,
+        password=password,
+        sat_token=token,
+    )
+
+
+_Value = TypeVar("_Value")
+
+
+def _flag(flag: str, check: Callable[[_Value], _Value], value: _Value) -> _Value:
+    """``check(value)``, its ``ValueError`` turned into the usage error of ``flag``."""
+    try:
+        return check(value)
+    except ValueError as exc:
+        raise UsageError(f"{flag}: {exc}") from exc
+
+
+def _default_topic_name(client_id: str) -> str:
+    # The round trip's default topic, as adapters.mqtt.default_topic builds it.
+    try:
+        return names.mqtt_topic_name(f"probe/{client_id}", "the default topic probe/<client-id>")
+    except ValueError as exc:
+        raise ValueError(f"{exc}; choose one with --topic") from exc
+
+
+def check_server_name(name: str) -> str:
+    """A ``--server-name``: a host name (IDNA-encoded when not ASCII) or an IP address.
+
+    SNI carries no trailing dot (RFC 6066), and certificates list none: one is dropped.
+
+    Raises:
+        UsageError: not a valid host name.
+    """
+    return _flag("--server-name", names.host_name, name).removesuffix(".")
+
+
+def check_timeout(seconds: float) -> float:
+    """A ``--timeout``: finite, from 0.01 s to an hour.
+
+    Raises:
+        UsageError: NaN, infinite, or out of that range.
+    """
+    if not math.isfinite(seconds) or not MIN_TIMEOUT <= seconds <= MAX_TIMEOUT:
+        raise UsageError(
+            f"--timeout must be a number of seconds from {MIN_TIMEOUT:g} to {MAX_TIMEOUT:g}, "
+            f"not {seconds!r}"
+        )
+    return seconds
 
 
 def new_client_id(prefix: str = "probe") -> str:
@@ -194,18 +270,27 @@ def new_client_id(prefix: str = "probe") -> str:
 def parse_target(target: str, port: int | None) -> tuple[str, int]:
     """``host``, ``host:port``, ``[v6]:port`` or a bare IPv6 address -> (host, port).
 
+    The host comes back as the resolver and TLS take it: an IP literal, or a
+    host name in ASCII (non-ASCII names IDNA-encoded).
+
     Raises:
-        UsageError: an unparsable target, or a port given twice with two values.
+        UsageError: an unparsable target or host name, a scoped IPv6 address,
+            or a port given twice with two values.
     """
     target = target.strip()
     host, target_port = target, None
     if target.startswith("["):
         end = target.find("]")
         if end < 0 or (end + 1 < len(target) and target[end + 1] != ":"):
-            raise UsageError(f"cannot parse the target {target!r}: write [IPv6]:PORT")
+            raise UsageError(f"cannot parse the target {names.excerpt(target)}: write [IPv6]:PORT")
         host = target[1:end]
         rest = target[end + 2 :]
         target_port = _parse_port(rest, target) if rest else None
+        if ":" not in host:
+            raise UsageError(
+                f"the target {names.excerpt(target)} puts brackets around something other "
+                "than an IPv6 address: write HOST:PORT"
+            )
     elif target.count(":") == 1:
         host, rest = target.split(":")
         target_port = _parse_port(rest, target)
@@ -213,9 +298,15 @@ def parse_target(target: str, port: int | None) -> tuple[str, int]:
         try:
             ipaddress.IPv6Address(target)
         except ValueError as exc:
-            raise UsageError(f"cannot parse the target {target!r}: write [IPv6]:PORT") from exc
+            raise UsageError(
+                f"cannot parse the target {names.excerpt(target)}: write [IPv6]:PORT"
+            ) from exc
     if not host:
-        raise UsageError(f"the target {target!r} names no host")
+        raise UsageError(f"the target {names.excerpt(target)} names no host")
+    try:
+        host = names.host_name(host)
+    except ValueError as exc:
+        raise UsageError(f"the target: {exc}") from exc
     if target_port is not None and port is not None and target_port != port:
         raise UsageError(f"the target says port {target_port} and --port says {port}: pick one")
     return host, target_port or port or aio.BROKER_PORT
@@ -227,6 +318,9 @@ def format_target(host: str, port: int) -> str:
 
 
 def _parse_port(text: str, target: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise UsageError(f"invalid port {text!r} in the target {target!r}")
+    # ASCII digits only: str.isdigit() also takes "²" and other scripts' digits.
+    if not (text.isascii() and text.isdigit() and len(text) <= 5) or not 0 < int(text) < 65536:
+        raise UsageError(
+            f"invalid port {names.excerpt(text)} in the target {names.excerpt(target)}"
+        )
     return int(text)

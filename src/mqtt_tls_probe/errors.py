@@ -139,6 +139,8 @@ KIND_STAGE: dict[ErrorKind, Stage] = {
 EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_USAGE = 2
+# stdout was closed, or its reader went away (| head): as a process SIGPIPE ends, 128 + 13.
+EXIT_OUTPUT_LOST = 141
 EXIT_CODES: dict[Stage, int] = {
     Stage.TRUST: 3,
     Stage.RESOLVE: 4,

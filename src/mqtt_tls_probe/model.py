@@ -48,6 +48,7 @@ class FindingCode(StrEnum):
     SAT_NOT_JWT = "sat_not_jwt"
     SAT_EXPIRED = "sat_expired"
     SAT_AUDIENCE = "sat_audience"
+    SAT_CLAIM_INVALID = "sat_claim_invalid"
 
 
 # A trust anchor's own finding -> how connect's trust stage reports it.
@@ -139,6 +140,7 @@ class SatClaims:
     subject: str | None
     expires: datetime | None
     issuer: str | None
+    invalid: tuple[str, ...] = ()  # what is wrong with claims that are there but malformed
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mqtt_tls_probe.adapters import files
 from mqtt_tls_probe.config import TrustOptions
 from mqtt_tls_probe.core.trust_bundle import parse_bundle
 from mqtt_tls_probe.errors import ErrorKind, ProbeError
@@ -21,7 +22,7 @@ def load_trust(options: TrustOptions, timeout: float) -> TrustBundle:
         ProbeError: a ``trust`` kind.
     """
     if options.ca_file is not None:
-        return load_ca_file(options.ca_file)
+        return load_ca_file(options.ca_file, timeout)
     if options.insecure:
         return TrustBundle(TrustSource.NONE, "--insecure", ())
     from mqtt_tls_probe.adapters.cluster import read_trust_bundle  # the Kubernetes client
@@ -29,20 +30,31 @@ def load_trust(options: TrustOptions, timeout: float) -> TrustBundle:
     return read_trust_bundle(options.cluster, timeout)
 
 
-def load_ca_file(path: Path) -> TrustBundle:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise ProbeError(
-            ErrorKind.TRUST_BUNDLE_NOT_FOUND,
-            f"The CA file {path} does not exist.",
-            "Pass the broker's CA: probe bundle --out ca.crt fetches it from the cluster, "
-            "probe certs init makes a development one.",
-        ) from exc
-    except OSError as exc:
-        raise ProbeError(
-            ErrorKind.TRUST_BUNDLE_NOT_FOUND,
-            f"The CA file {path} cannot be read: {exc.strerror}.",
-            "Check the path and its permissions.",
-        ) from exc
+def load_ca_file(path: Path, wait: float = files.DEFAULT_PIPE_WAIT) -> TrustBundle:
+    data = read_certificate_file(path, "The CA file", wait)
     return TrustBundle(TrustSource.FILE, str(path), tuple(parse_bundle(data, str(path))))
+
+
+def read_certificate_file(path: Path, what: str, wait: float = files.DEFAULT_PIPE_WAIT) -> bytes:
+    """The bytes of a certificate file (at most 1 MiB), read without ever blocking.
+
+    Raises:
+        ProbeError: ``trust_bundle_not_found`` when it is missing or cannot be
+            opened, ``trust_bundle_invalid`` when it is no file (a device, a
+            directory, a pipe without a writer) or too large.
+    """
+    try:
+        return files.read_local_file(path, files.CERT_FILE_LIMIT, wait)
+    except files.LocalFileError as exc:
+        if exc.unreadable:
+            raise ProbeError(
+                ErrorKind.TRUST_BUNDLE_NOT_FOUND,
+                f"{what} {exc}.",
+                "Pass the broker's CA: probe bundle --out ca.crt fetches it from the cluster, "
+                "probe certs init makes a development one.",
+            ) from exc
+        raise ProbeError(
+            ErrorKind.TRUST_BUNDLE_INVALID,
+            f"{what} {exc}.",
+            "Give a file that holds PEM certificates (a CA bundle is a few KiB).",
+        ) from exc

@@ -1,24 +1,138 @@
 """The typer application, the error boundary of every command, and the entry point.
 
+Rules:
+- every run ends with one exit code of the contract, and in JSON mode with
+  exactly one JSON object on stdout: a report, or (exit 1 and 2) a failure
+  object, including for the parser's own errors (an unknown flag, a bad choice);
+- every line written on stderr passes through ``escape_controls``: messages
+  embed flag values and file names;
+- stdout that cannot be written (closed, or its reader gone) ends the run
+  quietly with ``EXIT_OUTPUT_LOST``.
+
 No ``from __future__ import annotations`` in the CLI modules: typer would
 evaluate every annotation string again on each start (about 15 ms).
 """
 
 import functools
+import io
+import os
 import sys
-from collections.abc import Callable
-from typing import TYPE_CHECKING, NoReturn, ParamSpec
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec
 
 import typer
+from typer.core import TyperGroup
 
-from mqtt_tls_probe.errors import EXIT_INTERNAL, EXIT_USAGE, UsageError
+from mqtt_tls_probe.errors import EXIT_INTERNAL, EXIT_OUTPUT_LOST, EXIT_USAGE, UsageError
 from mqtt_tls_probe.output import OutputFormat
+from mqtt_tls_probe.output.escape import escape_controls
 
 if TYPE_CHECKING:
     from mqtt_tls_probe.model import Report
 
+_BUG_HINT = "This is a bug in probe; run again with --verbose for the traceback."
+_INTERRUPTED = 130
+
+
+class OutputLost(Exception):
+    """stdout cannot be written: closed, or the reader of the pipe went away."""
+
+
+class ProbeGroup(TyperGroup):
+    """The top-level group: runs the parser and the command without click's standalone mode.
+
+    Click would print its own errors and exit; here the parser's errors become
+    the contract's usage error, as one JSON object when the command line asks
+    for ``--output json``. ``main`` serves the console script and ``CliRunner``
+    alike (both call it), so tests meet the behaviour users do.
+    """
+
+    def main(  # type: ignore[override]  # click's signature, with the same defaults
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        try:
+            code = self._run(argv, prog_name, complete_var, **extra)
+        except OutputLost:  # from the report, or from the failure object
+            _silence_stdout()
+            code = EXIT_OUTPUT_LOST
+        if not standalone_mode:
+            return code
+        sys.exit(code)
+
+    def _run(
+        self, argv: list[str], prog_name: str | None, complete_var: str | None, **extra: Any
+    ) -> int:
+        try:
+            result = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+        except typer.Abort:  # end of input at a prompt: nothing to report
+            return _INTERRUPTED
+        except OutputLost:
+            raise
+        except Exception as exc:  # the parser's (a command's own are caught by guarded)
+            return _parser_failure(exc, argv)
+        return result if isinstance(result, int) else 0
+
+
+def _parser_failure(exc: Exception, argv: Sequence[str]) -> int:
+    """Report an error raised before any command ran; returns the exit code."""
+    exit_code = getattr(exc, "exit_code", None)
+    show = getattr(exc, "show", None)
+    json_mode = requested_output(argv) is OutputFormat.JSON
+    if exit_code != EXIT_USAGE or not callable(show):  # not a usage error: a bug
+        verbose = "-v" in argv or "--verbose" in argv
+        return report_bug(exc, verbose=verbose, json_mode=json_mode)
+    message = str(exc.format_message()) if hasattr(exc, "format_message") else str(exc)
+    if json_mode:
+        context = getattr(exc, "ctx", None)  # the command whose flags failed, when known
+        command = getattr(context, "command_path", None) or "probe COMMAND"
+        hint = f"Check the command line: {command} --help lists the flags and their values."
+        _write_json_failure("usage", message, hint, EXIT_USAGE)
+        write_stderr(f"probe: error: {message}")
+    else:
+        shown = io.StringIO()
+        show(file=shown)  # click's usage text, escaped like every other line
+        write_stderr(*shown.getvalue().splitlines())
+    return EXIT_USAGE
+
+
+_FLAG_ONLY_SHORT_OPTIONS = frozenset("vh")  # -v, -h: may precede o in a group such as -vo
+
+
+def requested_output(argv: Sequence[str]) -> OutputFormat:
+    """The ``--output`` a raw command line asks for, as the parser would read it.
+
+    For when parsing failed: ``--output json``, ``--output=json``, ``-o json``,
+    ``-ojson`` and ``-vo json``; the last one wins; ``--`` ends the options.
+    """
+    wanted = OutputFormat.TEXT
+    remaining = iter(argv)
+    for arg in remaining:
+        if arg == "--":
+            break
+        value: str | None = None
+        if arg == "--output":
+            value = next(remaining, None)
+        elif arg.startswith("--output="):
+            value = arg.partition("=")[2]
+        elif arg.startswith("-") and not arg.startswith("--"):
+            flags, letter_o, attached = arg[1:].partition("o")
+            if letter_o and _FLAG_ONLY_SHORT_OPTIONS.issuperset(flags):
+                value = attached or next(remaining, None)
+        if value in set(OutputFormat):
+            wanted = OutputFormat(value)
+    return wanted
+
+
 app = typer.Typer(
     name="probe",
+    cls=ProbeGroup,
     help=(
         "Can a client reach this MQTT broker over TLS, and if not, exactly why?\n\n"
         "Probes an MQTT broker (made for the Azure IoT Operations broker on port 18883) "
@@ -48,50 +162,107 @@ def guarded(command: Callable[P, None]) -> Callable[P, None]:
 
     A usage error found past the parser: one line on stderr and exit 2, files
     untouched. A bug: one line on stderr and exit 1, with the traceback only
-    when the command's own ``--verbose`` was given.
+    when the command's own ``--verbose`` was given. With ``--output json``,
+    either also prints its one JSON object on stdout.
     """
 
     @functools.wraps(command)
     def run(*args: P.args, **kwargs: P.kwargs) -> None:
+        json_mode = kwargs.get("output") == OutputFormat.JSON
         try:
             command(*args, **kwargs)
         except UsageError as exc:
-            sys.stderr.write(f"probe: error: {exc}\n")
+            if json_mode:
+                name = command.__name__.replace("_", " ")
+                hint = f"Check the flags: probe {name} --help lists them and their values."
+                _write_json_failure("usage", str(exc), hint, EXIT_USAGE)
+            write_stderr(f"probe: error: {exc}")
             raise typer.Exit(EXIT_USAGE) from None
-        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+        except (typer.Exit, typer.Abort, KeyboardInterrupt, OutputLost):
             raise
         except Exception as exc:
-            report_bug(exc, verbose=bool(kwargs.get("verbose")))
-            raise typer.Exit(EXIT_INTERNAL) from None
+            code = report_bug(exc, verbose=bool(kwargs.get("verbose")), json_mode=json_mode)
+            raise typer.Exit(code) from None
 
     return run
 
 
-def report_bug(exc: BaseException, *, verbose: bool) -> None:
+def report_bug(exc: BaseException, *, verbose: bool, json_mode: bool = False) -> int:
+    """Say that ``exc`` is a bug (with its traceback when ``verbose``); returns exit code 1."""
     if verbose:
         import traceback
 
         traceback.print_exception(exc)
-    sys.stderr.write(
-        f"probe: internal error: {type(exc).__name__}: {exc}\n"
-        "This is a bug in probe; run again with --verbose for the traceback.\n"
-    )
+    message = f"{type(exc).__name__}: {exc}"
+    if json_mode:
+        _write_json_failure("internal", message, _BUG_HINT, EXIT_INTERNAL)
+    write_stderr(f"probe: internal error: {message} ({_BUG_HINT})")
+    return EXIT_INTERNAL
+
+
+def _write_json_failure(kind: str, message: str, hint: str, exit_code: int) -> None:
+    from mqtt_tls_probe.output.json_doc import render_failure
+
+    write_stdout(render_failure(kind, message, hint, exit_code))
+
+
+def write_stdout(text: str) -> None:
+    """Write and flush ``text``; a stdout that cannot take it raises ``OutputLost``."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except (OSError, ValueError) as exc:  # ValueError: write to a closed file
+        raise OutputLost from exc
+
+
+def write_lines(*lines: str) -> None:
+    """Write each line on stdout, escaped (for commands that print no report)."""
+    write_stdout("".join(escape_controls(line) + "\n" for line in lines))
+
+
+def write_stderr(*lines: str) -> None:
+    """Write each line on stderr, escaped; a stderr that cannot take them is ignored."""
+    try:
+        sys.stderr.write("".join(escape_controls(line) + "\n" for line in lines))
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass  # the exit code still tells
 
 
 def emit(report: "Report", output: OutputFormat, *, verbose: bool = False) -> NoReturn:
     """Print the report in the chosen format and exit with its code."""
     from mqtt_tls_probe.output import render
 
-    sys.stdout.write(render(report, output, verbose=verbose))
+    write_stdout(render(report, output, verbose=verbose))
     raise typer.Exit(report.exit_code)
+
+
+def _silence_stdout() -> None:
+    """Point fd 1 at /dev/null so the interpreter's last flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no real file behind sys.stdout
+        pass
+
+
+def _tolerate_any_encoding() -> None:
+    """Escape what the terminal's encoding cannot show (PYTHONIOENCODING=ascii), never crash."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
 
 
 def main() -> None:
     """Console entry point."""
+    if sys.stdout is None:  # started with stdout closed: there is nowhere to report
+        sys.exit(EXIT_OUTPUT_LOST)
+    if sys.stderr is None:
+        sys.stderr = Path(os.devnull).open("w")  # noqa: SIM115 (lives as long as the process)
+    _tolerate_any_encoding()
     try:
-        app()
+        code = app(standalone_mode=False)
     except KeyboardInterrupt:
-        sys.exit(130)
-    except Exception as exc:  # outside any command (the parser itself): no flags to read
-        report_bug(exc, verbose=False)
-        sys.exit(EXIT_INTERNAL)
+        code = _INTERRUPTED
+    sys.exit(code)

@@ -1,14 +1,13 @@
 """``probe broker``: the local harness broker, until interrupted."""
 
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mqtt_tls_probe import aio
-from mqtt_tls_probe.cli.app import app, guarded
-from mqtt_tls_probe.cli.options import VerboseOpt
+from mqtt_tls_probe.cli.app import app, guarded, write_lines
+from mqtt_tls_probe.cli.options import VerboseOpt, path_option
 
 if TYPE_CHECKING:
     from mqtt_tls_probe.dev.harness import BrokerHandle
@@ -22,7 +21,7 @@ def broker(
         int, typer.Option("--port", "-p", min=0, max=65535, help="TLS port.")
     ] = aio.BROKER_PORT,
     certs: Annotated[
-        Path, typer.Option("--certs", help="PKI directory (created when missing).")
+        Path, path_option("--certs", "PKI directory (created when missing).", show_default=True)
     ] = Path("certs"),
     verbose: VerboseOpt = False,
 ) -> None:
@@ -38,16 +37,15 @@ def broker(
 
     files, created = ensure_pki(certs)
     if created:
-        sys.stdout.write(f"created a development PKI in {certs}\n")
+        write_lines(f"created a development PKI in {certs}")
     serve_forever(files, host, port, _announce, verbose=verbose)
-    sys.stdout.write("harness broker stopped\n")
+    write_lines("harness broker stopped")
 
 
 def _announce(handle: "BrokerHandle") -> None:
-    sys.stdout.write(
-        f"harness broker (amqtt, MQTT 3.1.1) listening on mqtts://{handle.address}\n"
-        f"clients must trust: {handle.ca_file}\n"
-        f"try: probe connect {handle.address} --ca-file {handle.ca_file} --roundtrip\n"
-        "stop with Ctrl-C\n"
+    write_lines(
+        f"harness broker (amqtt, MQTT 3.1.1) listening on mqtts://{handle.address}",
+        f"clients must trust: {handle.ca_file}",
+        f"try: probe connect {handle.address} --ca-file {handle.ca_file} --roundtrip",
+        "stop with Ctrl-C",
     )
-    sys.stdout.flush()

@@ -1,13 +1,12 @@
 """``probe bundle``: the trust bundle's CA certificates."""
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from mqtt_tls_probe import aio
-from mqtt_tls_probe.cli.app import app, emit, guarded
+from mqtt_tls_probe.cli.app import app, emit, guarded, write_stderr, write_stdout
 from mqtt_tls_probe.cli.options import (
     CaFileOpt,
     ConfigMapKeyOpt,
@@ -19,6 +18,7 @@ from mqtt_tls_probe.cli.options import (
     TimeoutOpt,
     VerboseOpt,
     cluster_options,
+    path_option,
 )
 from mqtt_tls_probe.output import OutputFormat
 
@@ -35,8 +35,11 @@ def bundle(
     pem: Annotated[bool, typer.Option("--pem", help="Print the bundle as PEM instead.")] = False,
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="Write the bundle's PEM to this file.", show_default=False),
+        path_option("--out", "Write the bundle's PEM to this file (see --force)."),
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Let --out replace an existing file.")
+    ] = False,
     output: OutputOpt = OutputFormat.TEXT,
     timeout: TimeoutOpt = 10.0,
     verbose: VerboseOpt = False,
@@ -51,12 +54,12 @@ def bundle(
     from mqtt_tls_probe.orchestrators.bundle import bundle_report
 
     cluster = cluster_options(kubeconfig, context, namespace, configmap, configmap_key)
-    report = bundle_report(ca_file, cluster, timeout, out=out)
+    report = bundle_report(ca_file, cluster, timeout, out=out, force=force)
     if not pem:
         emit(report, output, verbose=verbose)
     from mqtt_tls_probe.output.text import pem_or_failure
 
     stdout, stderr = pem_or_failure(report)
-    sys.stdout.write(stdout)
-    sys.stderr.write(stderr)
+    write_stdout(stdout)
+    write_stderr(*stderr.splitlines())
     raise typer.Exit(report.exit_code)

@@ -6,14 +6,16 @@ from typing import Annotated
 import typer
 
 from mqtt_tls_probe.cli.app import certs_app, emit, guarded
-from mqtt_tls_probe.cli.options import OutputOpt, VerboseOpt
+from mqtt_tls_probe.cli.options import OutputOpt, VerboseOpt, local_path
 from mqtt_tls_probe.output import OutputFormat
 
 
 @certs_app.command("init")
 @guarded
 def certs_init(
-    directory: Annotated[Path, typer.Argument(help="Where to write the files.")] = Path("certs"),
+    directory: Annotated[
+        Path, typer.Argument(help="Where to write the files.", parser=local_path, metavar="DIR")
+    ] = Path("certs"),
     days: Annotated[float, typer.Option("--days", min=0.01, help="Validity in days.")] = 30,
     san: Annotated[
         list[str] | None,

@@ -22,6 +22,7 @@ from mqtt_tls_probe.cli.options import (
     TlsMin,
     VerboseOpt,
     aio_option,
+    aio_path_option,
     cluster_options,
 )
 from mqtt_tls_probe.output import OutputFormat
@@ -63,11 +64,11 @@ def connect(
     server_name: ServerNameOpt = None,
     cert: Annotated[
         Path | None,
-        aio_option("--cert", "Client certificate (PEM) for mutual TLS.", "AIO_TLS_CERT_FILE"),
+        aio_path_option("--cert", "Client certificate (PEM) for mutual TLS.", "AIO_TLS_CERT_FILE"),
     ] = None,
     key: Annotated[
         Path | None,
-        aio_option("--key", "Private key (PEM) of --cert.", "AIO_TLS_KEY_FILE"),
+        aio_path_option("--key", "Private key (PEM) of --cert.", "AIO_TLS_KEY_FILE"),
     ] = None,
     tls_min: Annotated[
         TlsMin | None, typer.Option("--tls-min", help="Lowest TLS version to offer.")
@@ -96,7 +97,7 @@ def connect(
     ] = None,
     password_file: Annotated[
         Path | None,
-        aio_option(
+        aio_path_option(
             "--password-file",
             "File holding the MQTT password (else $PROBE_MQTT_PASSWORD; never argv).",
             "AIO_MQTT_PASSWORD_FILE",
@@ -104,7 +105,7 @@ def connect(
     ] = None,
     sat_file: Annotated[
         Path | None,
-        aio_option(
+        aio_path_option(
             "--sat-file",
             "Kubernetes service account token: MQTT 5 enhanced authentication K8S-SAT.",
             "AIO_SAT_FILE",

@@ -28,19 +28,64 @@ def aio_option(flag: str, help_text: str, envvar: str) -> Any:
     return typer.Option(flag, help=help_text, envvar=envvar, show_default=False)
 
 
+def local_path(value: str) -> Path:
+    """A file or directory flag, as the parser reads it.
+
+    typer's own Path type stats the value while parsing and raises ValueError
+    (a bug, exit 1) on a NUL byte; this parser makes that a usage error.
+    """
+    if "\x00" in value:
+        raise typer.BadParameter("a file name cannot hold a NUL character")
+    return Path(value)
+
+
+def aio_path_option(flag: str, help_text: str, envvar: str) -> Any:
+    """``aio_option`` for a file: read with ``local_path``."""
+    return typer.Option(
+        flag,
+        help=help_text,
+        envvar=envvar,
+        show_default=False,
+        parser=local_path,
+        metavar="<path>",
+    )
+
+
+def path_option(flag: str, help_text: str, *, show_default: bool = False) -> Any:
+    """An option naming a file or directory, read with ``local_path``."""
+    return typer.Option(
+        flag, help=help_text, show_default=show_default, parser=local_path, metavar="<path>"
+    )
+
+
+def checked_timeout(seconds: float) -> float:
+    """``--timeout`` as the parser reads it: config's bounds, a bad value a usage error."""
+    from mqtt_tls_probe.config import check_timeout
+    from mqtt_tls_probe.errors import UsageError
+
+    try:
+        return check_timeout(seconds)
+    except UsageError as exc:
+        raise typer.BadParameter(str(exc).removeprefix("--timeout ")) from exc
+
+
 OutputOpt = Annotated[OutputFormat, typer.Option("--output", "-o", help="Report format.")]
 TimeoutOpt = Annotated[
-    float, typer.Option("--timeout", min=0.01, help="Seconds each network stage may take.")
+    float,
+    typer.Option(
+        "--timeout",
+        callback=checked_timeout,
+        help="Seconds each network stage may take (0.01 to 3600).",
+    ),
 ]
 VerboseOpt = Annotated[
     bool, typer.Option("--verbose", "-v", help="Show every certificate (and tracebacks of bugs).")
 ]
 KubeconfigOpt = Annotated[
     Path | None,
-    typer.Option(
+    path_option(
         "--kubeconfig",
-        help="Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then in-cluster).",
-        show_default=False,
+        "Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then in-cluster).",
     ),
 ]
 ContextOpt = Annotated[str | None, typer.Option("--context", help="Kubeconfig context.")]
@@ -61,7 +106,7 @@ ConfigMapKeyOpt = Annotated[
 ]
 CaFileOpt = Annotated[
     Path | None,
-    aio_option(
+    aio_path_option(
         "--ca-file",
         "PEM file with the CA certificate(s) to trust, instead of the cluster's bundle.",
         "AIO_TLS_CA_FILE",

@@ -54,15 +54,37 @@ def parse_certificates(data: bytes) -> list[x509.Certificate]:
 
 
 def describe_content(data: bytes) -> str:
-    """A few words on what a blob that holds no certificate looks like."""
-    text = data.strip()
-    if not text:
-        return "it is empty"
-    for marker in (b"PRIVATE KEY", b"PUBLIC KEY", b"CERTIFICATE REQUEST", b"X509 CRL"):
-        if b"-----BEGIN " in text and marker in text:
-            return f"it holds a PEM {marker.decode().lower()}, not a certificate"
-    first_line = text.splitlines()[0][:40].decode("ascii", "replace")
-    return f"it starts with {first_line!r}"
+    """A few words on what a blob that holds no certificate looks like, never what it says.
+
+    The blob may be a password or a key given by mistake: only its size, the
+    labels of its PEM blocks and whether it is text are told.
+    """
+    if not data.strip():
+        return "it is empty" if not data else f"it holds only white space ({len(data)} bytes)"
+    labels = _pem_labels(data)
+    if labels:
+        kinds = " and ".join(label.lower() for label in labels)
+        return f"it holds a PEM {kinds} ({len(data)} bytes), not a certificate"
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"it holds {len(data)} bytes of binary data, not a certificate"
+    if not all(c.isprintable() or c.isspace() for c in text):
+        return f"it holds {len(data)} bytes of binary data, not a certificate"
+    return f"it holds {len(data)} bytes of text, not a certificate"
+
+
+# PEM labels as RFC 7468 writes them ("PRIVATE KEY"): anything else in a blob is not told.
+_PEM_LABEL_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ")
+
+
+def _pem_labels(data: bytes) -> list[str]:
+    labels: dict[str, None] = {}
+    for block in data.split(b"-----BEGIN ")[1:]:
+        label, end, _ = block.partition(b"-----")
+        if end and 0 < len(label) <= 40 and _PEM_LABEL_BYTES.issuperset(label):
+            labels[label.decode("ascii")] = None
+    return list(labels)
 
 
 def key_description(cert: x509.Certificate) -> str:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from mqtt_tls_probe.dev.pki import PkiFiles
+from mqtt_tls_probe.errors import UsageError
 
 DEFAULT_HOST = "127.0.0.1"
 _START_TIMEOUT = 15.0
@@ -71,7 +72,9 @@ def _bound_port(broker: Any) -> int:
 def _probe_noise(record: logging.LogRecord) -> bool:
     # amqtt logs at ERROR every connection that closes before CONNECT; for a
     # probe's harness that is routine (chain reads, port checks), not an error.
-    return not str(record.msg).startswith("No data from")
+    # A failed start it logs with a traceback: serve_forever says why in one line.
+    message = str(record.msg)
+    return not (message.startswith("No data from") or message == "Broker startup failed")
 
 
 def _quiet_amqtt(verbose: bool) -> None:
@@ -182,13 +185,23 @@ def serve_forever(
     *,
     verbose: bool = False,
 ) -> None:
-    """Run the broker in the foreground until SIGINT or SIGTERM, then shut it down."""
+    """Run the broker in the foreground until SIGINT or SIGTERM, then shut it down.
+
+    Raises:
+        UsageError: the broker cannot listen there (the port is taken, the host
+            is no local address).
+    """
     _quiet_amqtt(verbose)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
         loop.set_exception_handler(_log_quietly)
-        broker = await _start(pki, host, port)
+        try:
+            broker = await _start(pki, host, port)
+        except Exception as exc:  # amqtt's BrokerError, around bind's or getaddrinfo's error
+            raise UsageError(
+                f"cannot listen on {host}:{port}: {exc}; choose another --host or --port"
+            ) from exc
         stop = asyncio.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)

@@ -293,24 +293,36 @@ def init_pki(
     targets = [files.ca_cert, files.ca_key, files.server_cert, files.server_key]
     if client:
         targets += [files.client_cert, files.client_key]
-    existing = [str(p) for p in targets if p.exists()]
+    existing = [str(p) for p in targets if os.path.lexists(p)]  # a dangling link exists too
     if existing and not force:
         raise UsageError(
             f"refusing to overwrite {', '.join(existing)}: pass --force to replace them"
         )
+    _make_directory(directory)
     names = list(dict.fromkeys([*DEFAULT_SERVER_NAMES, *extra_sans]))
     ca = create_root_ca(days=days)
     server = issue_server_certificate(ca, names, days=days)
-    directory.mkdir(parents=True, exist_ok=True)
-    _write(files.ca_cert, ca.cert_pem())
-    _write(files.ca_key, ca.key_pem(), private=True)
-    _write(files.server_cert, server.cert_pem() + ca.cert_pem())
-    _write(files.server_key, server.key_pem(), private=True)
+    _write(files.ca_cert, ca.cert_pem(), replace=force)
+    _write(files.ca_key, ca.key_pem(), private=True, replace=force)
+    _write(files.server_cert, server.cert_pem() + ca.cert_pem(), replace=force)
+    _write(files.server_key, server.key_pem(), private=True, replace=force)
     if client:
         pair = issue_client_certificate(ca, days=days)
-        _write(files.client_cert, pair.cert_pem())
-        _write(files.client_key, pair.key_pem(), private=True)
+        _write(files.client_cert, pair.cert_pem(), replace=force)
+        _write(files.client_key, pair.key_pem(), private=True, replace=force)
     return files
+
+
+def _make_directory(directory: Path) -> None:
+    """``directory`` and its parents, or a usage error that names the path and the reason."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as exc:
+        raise UsageError(f"cannot create the directory {directory}: a file has that name") from exc
+    except OSError as exc:
+        raise UsageError(f"cannot create the directory {directory}: {exc.strerror}") from exc
+    except ValueError as exc:  # an embedded NUL
+        raise UsageError(f"cannot create the directory {directory}: not a valid name") from exc
 
 
 def ensure_pki(directory: Path) -> tuple[PkiFiles, bool]:
@@ -321,11 +333,12 @@ def ensure_pki(directory: Path) -> tuple[PkiFiles, bool]:
     return init_pki(directory, force=True), True
 
 
-def _write(path: Path, data: bytes, *, private: bool = False) -> None:
-    mode = 0o600 if private else 0o644
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.fchmod(fd, mode)  # also when the file existed with wider permissions
-        os.write(fd, data)
-    finally:
-        os.close(fd)
+def _write(path: Path, data: bytes, *, private: bool = False, replace: bool = False) -> None:
+    """Write one file of the PKI: never through a symbolic link, replaced only when asked.
+
+    Raises:
+        UsageError: the path exists (without ``replace``) or cannot be written.
+    """
+    from mqtt_tls_probe.adapters.files import write_file
+
+    write_file(path, data, mode=0o600 if private else 0o644, replace=replace)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography import x509
 
 from mqtt_tls_probe.adapters import net, tls
-from mqtt_tls_probe.config import TlsOptions, parse_target
+from mqtt_tls_probe.adapters.trust import read_certificate_file
+from mqtt_tls_probe.config import TlsOptions, check_server_name, parse_target
 from mqtt_tls_probe.core.certinfo import describe_all, describe_content, parse_certificates
 from mqtt_tls_probe.core.verify import hostname_error, name_matches
 from mqtt_tls_probe.errors import ErrorKind, ProbeError
@@ -18,35 +20,53 @@ from mqtt_tls_probe.model import Finding, FindingCode, InspectionReport
 def inspect_source(
     source: str, server_name: str | None, timeout: float, now: datetime | None = None
 ) -> InspectionReport:
-    """Describe a certificate file, or the chain ``host:port`` sends (read, not trusted)."""
+    """Describe a certificate file, or the chain ``host:port`` sends (read, not trusted).
+
+    SOURCE is a file when it exists, or when it looks like a path (a ``/``, or a
+    certificate's suffix): a missing file is then a trust-stage error, never a
+    host name to resolve.
+
+    Raises:
+        UsageError: ``host:port`` or ``--server-name`` is no valid target (before any I/O).
+    """
     moment = now or datetime.now(UTC)
-    path = Path(source)
+    if server_name is not None:
+        server_name = check_server_name(server_name)
+    origin = "file" if _is_file_source(source) else "server"
     try:
-        if path.exists():
-            return InspectionReport(source, "file", describe_all(_read_file(path), moment))
+        if origin == "file":
+            data = read_certificate_file(Path(source), "The file", timeout)
+            return InspectionReport(
+                source, origin, describe_all(_certificates(data, source), moment)
+            )
         return _inspect_server(source, server_name, timeout, moment)
     except ProbeError as error:
-        origin = "file" if path.exists() else "server"
         return InspectionReport(source, origin, (), error=error.info)
 
 
-def _read_file(path: Path) -> list[x509.Certificate]:
+_CERTIFICATE_SUFFIXES = (".pem", ".crt", ".der", ".cer")
+
+
+def _is_file_source(source: str) -> bool:
     try:
-        data = path.read_bytes()
+        os.lstat(source)
+    except (OSError, ValueError):
+        return "/" in source or source.lower().endswith(_CERTIFICATE_SUFFIXES)
+    return True
+
+
+def _certificates(data: bytes, source: str) -> list[x509.Certificate]:
+    try:
         certs = parse_certificates(data)
-    except OSError as exc:
-        raise ProbeError(
-            ErrorKind.TRUST_BUNDLE_NOT_FOUND, f"{path} cannot be read: {exc.strerror}."
-        ) from exc
     except ValueError as exc:
         raise ProbeError(
             ErrorKind.TRUST_BUNDLE_INVALID,
-            f"{path} holds a certificate that does not parse: {exc}.",
+            f"{source} holds a certificate that does not parse: {exc}.",
         ) from exc
     if not certs:
         raise ProbeError(
             ErrorKind.TRUST_BUNDLE_INVALID,
-            f"{path} holds no certificate: {describe_content(data)}.",
+            f"{source} holds no certificate: {describe_content(data)}.",
             "Give a PEM or DER certificate file, or host:port for a server's chain.",
         )
     return certs
@@ -56,7 +76,7 @@ def _inspect_server(
     source: str, server_name: str | None, timeout: float, now: datetime
 ) -> InspectionReport:
     host, port = parse_target(source, None)
-    name = server_name or host
+    name = server_name or host.removesuffix(".")
     options = TlsOptions(server_name=name)
     addresses = net.resolve(host, port, timeout)
     sock, _ = net.connect(addresses, timeout)

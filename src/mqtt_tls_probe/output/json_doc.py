@@ -147,6 +147,19 @@ def error_json(error: ErrorInfo | None) -> dict[str, str] | None:
     }
 
 
+def failure_json(kind: str, message: str, hint: str, exit_code: int) -> dict[str, Any]:
+    """The one object of a run that produced no report: a usage error (2) or a bug (1).
+
+    The same ``error`` shape as every report, with no stage (none ran).
+    """
+    error = {"stage": None, "kind": kind, "message": message, "hint": hint}
+    return {"ok": False, "error": error, "exit_code": exit_code}
+
+
+def render_failure(kind: str, message: str, hint: str, exit_code: int) -> str:
+    return json.dumps(failure_json(kind, message, hint, exit_code), indent=2) + "\n"
+
+
 def bundle_json(report: BundleReport) -> dict[str, Any]:
     bundle = report.bundle
     return {
@@ -155,6 +168,7 @@ def bundle_json(report: BundleReport) -> dict[str, Any]:
         "location": bundle.location if bundle else None,
         "note": bundle.note if bundle and bundle.note else None,
         "certificates": [cert_json(c) for c in report.certificates],
+        "written": None if report.written is None else str(report.written),
         "error": error_json(report.error),
         "exit_code": report.exit_code,
     }

@@ -1,6 +1,9 @@
 """The text reports: for connect, one line per stage, then the cause and the next step.
 
-Rule: read the report, compute nothing; return lines, print nothing.
+Rule: read the report, compute nothing; return lines, print nothing. Every
+line goes through ``escape_controls`` before the lines are joined, so no value
+(a certificate's subject, a Kubernetes message, a file name) can move the
+cursor, clear the screen or end a line: the joins are the only raw newlines.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from mqtt_tls_probe.model import (
     Report,
     StageResult,
 )
+from mqtt_tls_probe.output.escape import escape_controls
 
 _NAME_WIDTH = max(len(s) for s in Stage)
 
@@ -39,7 +43,7 @@ def render(report: Report, *, verbose: bool = False) -> str:
         lines = render_cluster(report)
     else:
         lines = render_certs_init(report)
-    return "\n".join(lines) + "\n"
+    return "\n".join(escape_controls(line) for line in lines) + "\n"
 
 
 def render_report(report: ProbeReport, *, verbose: bool = False) -> list[str]:
@@ -188,4 +192,5 @@ def pem_or_failure(report: BundleReport) -> tuple[str, str]:
     error = report.error
     if error is None:  # pragma: no cover (reports without a bundle carry an error)
         return "", ""
-    return "", f"probe: {error.kind}: {error.message}\nhint: {error.hint}\n"
+    lines = [f"probe: {error.kind}: {error.message}", f"hint: {error.hint}"]
+    return "", "".join(escape_controls(line) + "\n" for line in lines)
