@@ -1,3 +1,3 @@
-from mqtt_tls_probe.cli import main
+from mqtt_tls_probe.cli import console_main
 
-main()
+console_main()

@@ -7,7 +7,7 @@ commands that need them: the CLI's cold start is measured (bench/).
 """
 
 from mqtt_tls_probe.cli import broker, bundle, certs, cluster, connect, demo, exporter, inspect
-from mqtt_tls_probe.cli.app import app, main
+from mqtt_tls_probe.cli.app import app, console_main, main
 
 __all__ = [
     "app",
@@ -16,6 +16,7 @@ __all__ = [
     "certs",
     "cluster",
     "connect",
+    "console_main",
     "demo",
     "exporter",
     "inspect",
