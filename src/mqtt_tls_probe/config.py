@@ -3,7 +3,8 @@
 Rule: everything a command line (or the exporter's module file, or ``probe
 demo``) says is turned into a frozen ``ProbeConfig`` here, before any network
 I/O. Bad combinations are ``UsageError`` (exit 2). The only I/O is reading the
-local files the flags name (password, token, client certificate and key).
+local files the flags name (password, token, client certificate and key), and
+creating the ``--tls-keylog`` file (mode 0600), last, once every check has passed.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ class TlsOptions:
     tls_min: str | None = None
     alpn: tuple[str, ...] = ()
     client: ClientIdentity | None = None
+    tls_max: str | None = None
+    ciphers: str | None = None  # an OpenSSL cipher list: TLS 1.2 suites (set_ciphers)
+    keylog: Path | None = None  # NSS key log file, created empty (0600) by the builder
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,7 @@ class ProbeConfig:
     topic: str | None = None  # set: run the round trip on this topic
     roundtrip: bool = False
     timeout: float = DEFAULT_TIMEOUT
+    trace: bool = False  # --trace: report the handshake message by message
 
     @property
     def server_name(self) -> str:
@@ -116,6 +121,11 @@ class ConnectInputs:
     roundtrip: bool = False
     topic: str | None = None
     timeout: float = DEFAULT_TIMEOUT
+    tls_max: str | None = None
+    ciphers: str | None = None
+    tls_keylog: Path | None = None
+    force: bool = False  # --force: replace an existing --tls-keylog file
+    trace: bool = False
 
 
 def build_probe_config(
@@ -130,7 +140,11 @@ def build_probe_config(
     - ``--sat-file`` needs MQTT 5; only a default version falls back to 3.1.1;
     - the client id defaults to ``probe-`` and 8 random hex digits; ``""`` asks an
       MQTT 5 broker to assign one;
-    - ``--topic`` implies ``--roundtrip``.
+    - ``--topic`` implies ``--roundtrip``;
+    - ``--tls-min``/``--tls-max``/``--ciphers`` must leave something the local OpenSSL
+      can offer (``adapters.tls_settings.check_client_limits`` says why not);
+    - ``--tls-keylog FILE`` is created here, empty and mode 0600; an existing FILE is
+      refused unless ``--force`` (then replaced, never appended to).
 
     Raises:
         UsageError: a bad value or combination; nothing has touched the network.
@@ -145,6 +159,11 @@ def build_probe_config(
         raise UsageError("--sat-file needs MQTT 5: MQTT 3.1.1 cannot carry the token")
     if inputs.tls_min is not None and inputs.tls_min not in TLS_VERSIONS:
         raise UsageError(f"--tls-min must be one of {', '.join(TLS_VERSIONS)}")
+    if inputs.tls_max is not None and inputs.tls_max not in TLS_VERSIONS:
+        raise UsageError(f"--tls-max must be one of {', '.join(TLS_VERSIONS)}")
+    from mqtt_tls_probe.adapters import tls_settings
+
+    tls_settings.check_client_limits(inputs.tls_min, inputs.tls_max, inputs.ciphers)
     if inputs.mqtt_version is not None and inputs.mqtt_version not in MQTT_VERSIONS:
         raise UsageError(f"--mqtt-version must be one of {', '.join(MQTT_VERSIONS)}")
     client = None
@@ -160,6 +179,8 @@ def build_probe_config(
     token = None
     if inputs.sat_file is not None:
         token = files.read_secret_file(inputs.sat_file, "token")
+    if inputs.tls_keylog is not None:  # last: no other usage error may leave it behind
+        tls_settings.create_keylog(inputs.tls_keylog, force=inputs.force)
     return ProbeConfig(
         host=host,
         port=port,
@@ -171,6 +192,9 @@ def build_probe_config(
             tls_min=inputs.tls_min,
             alpn=inputs.alpn,
             client=client,
+            tls_max=inputs.tls_max,
+            ciphers=inputs.ciphers,
+            keylog=inputs.tls_keylog,
         ),
         mqtt=MqttOptions(
             client_id=new_client_id() if inputs.client_id is None else inputs.client_id,
@@ -183,6 +207,7 @@ def build_probe_config(
         topic=inputs.topic,
         roundtrip=inputs.roundtrip or inputs.topic is not None,
         timeout=inputs.timeout,
+        trace=inputs.trace,
     )
 
 

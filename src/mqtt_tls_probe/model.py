@@ -18,6 +18,8 @@ from mqtt_tls_probe.errors import EXIT_CODES, EXIT_OK, ErrorInfo, Stage
 if TYPE_CHECKING:
     from cryptography import x509
 
+    from mqtt_tls_probe.core.tls_messages import TraceEvent
+
 
 class TrustSource(StrEnum):
     FILE = "file"
@@ -48,6 +50,9 @@ class FindingCode(StrEnum):
     SAT_NOT_JWT = "sat_not_jwt"
     SAT_EXPIRED = "sat_expired"
     SAT_AUDIENCE = "sat_audience"
+    # the tls stage's diagnostics
+    TRACE_UNAVAILABLE = "trace_unavailable"
+    TLS_KEYLOG = "tls_keylog"
 
 
 # A trust anchor's own finding -> how connect's trust stage reports it.
@@ -129,6 +134,8 @@ class TlsInfo:
     version: str | None
     cipher: str | None
     alpn: str | None
+    # --trace: the handshake's messages up to the end of the tls stage; None: not asked.
+    trace: tuple[TraceEvent, ...] | None = None
 
 
 @dataclass(frozen=True)

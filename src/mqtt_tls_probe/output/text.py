@@ -21,6 +21,7 @@ from mqtt_tls_probe.model import (
     Report,
     StageResult,
 )
+from mqtt_tls_probe.output.trace_text import trace_lines
 
 _NAME_WIDTH = max(len(s) for s in Stage)
 
@@ -49,7 +50,10 @@ def render_report(report: ProbeReport, *, verbose: bool = False) -> list[str]:
     if t.server_name != t.host:
         head += f" (verifying the name {t.server_name})"
     lines = [head]
-    lines += [_stage_line(s, report) for s in report.stages]
+    for stage in report.stages:
+        lines.append(_stage_line(stage, report))
+        if stage.name is Stage.TLS and report.tls is not None and report.tls.trace is not None:
+            lines += trace_lines(report.tls.trace)
     for warning in report.warnings:
         lines.append(f"warning: {warning.message}")
     if verbose:
@@ -136,12 +140,16 @@ def render_bundle(report: BundleReport) -> list[str]:
 
 
 def render_inspection(report: InspectionReport) -> list[str]:
+    traced = report.tls.trace if report.tls is not None else None
     if report.error is not None:
-        return _failure_lines(report.error)
+        trace = ["handshake:", *trace_lines(traced)] if traced is not None else []
+        return [*trace, *_failure_lines(report.error)]
     what = "chain sent by" if report.origin == "server" else "certificates in"
     lines = [f"{what} {report.source} (not verified):"]
     if report.tls is not None:
         lines.append(f"  {report.tls.version} {report.tls.cipher}")
+        if traced is not None:
+            lines += trace_lines(traced)
     for index, cert in enumerate(report.certificates):
         lines += certificate_lines(cert, index)
     lines += [f"warning: {f.message}" for f in report.findings]
