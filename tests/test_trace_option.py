@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -162,3 +165,43 @@ def test_inspect_trace_of_a_failed_handshake(tmp_path: Path) -> None:
     assert text.startswith("handshake:\n")
     assert "<- Alert" in text
     assert "FAILED: unsupported_server_key" in text
+
+
+_LOADED = """
+import sys
+from mqtt_tls_probe.cli import main
+sys.argv = ["probe", *sys.argv[1:]]
+try:
+    main()
+except SystemExit:
+    pass
+print(sorted(name for name in sys.modules if name.startswith("mqtt_tls_probe")), file=sys.stderr)
+"""
+
+
+def _loaded(*args: str) -> set[str]:
+    result = subprocess.run(
+        [sys.executable, "-c", _LOADED, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return set(ast.literal_eval(result.stderr.strip().splitlines()[-1]))
+
+
+@pytest.mark.mosquitto
+def test_a_passing_connect_records_but_never_decodes(broker: str, pki: PkiFiles) -> None:
+    """Cold start: the decoder and probe tls's modules load only when used."""
+    plain = _loaded("connect", broker, "--ca-file", str(pki.ca_cert))
+    assert "mqtt_tls_probe.adapters.tls_trace" in plain  # recording, for classification
+    unused = {
+        "mqtt_tls_probe.core.tls_messages",
+        "mqtt_tls_probe.core.tls_hello",
+        "mqtt_tls_probe.adapters.tls_scan",
+        "mqtt_tls_probe.orchestrators.tls_scan",
+        "mqtt_tls_probe.output.trace_text",
+    }
+    assert plain & unused == set()
+    traced = _loaded("connect", broker, "--ca-file", str(pki.ca_cert), "--trace")
+    assert {"mqtt_tls_probe.core.tls_messages", "mqtt_tls_probe.output.trace_text"} <= traced

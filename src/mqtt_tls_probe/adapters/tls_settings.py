@@ -54,7 +54,7 @@ class Suite:
     code: int  # the IANA code point
     kex: str  # "ECDHE", "DHE", "RSA", ...
     auth: str  # "ECDSA", "RSA", "DSS", "NULL" (anonymous)
-    symmetric: str  # e.g. "aes-128-gcm", "aes-256-cbc", "chacha20-poly1305"
+    symmetric: str | None  # "aes-128-gcm", "aes-256-cbc"...; None: no encryption (NULL)
     aead: bool
 
 

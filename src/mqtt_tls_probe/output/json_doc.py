@@ -24,6 +24,7 @@ from mqtt_tls_probe.model import (
     ProbeReport,
     Report,
     TlsInfo,
+    TlsScanReport,
 )
 
 
@@ -208,7 +209,14 @@ def certs_init_json(report: CertsInitReport) -> dict[str, Any]:
     }
 
 
+def _tls_scan_json(report: TlsScanReport) -> dict[str, Any]:
+    from mqtt_tls_probe.output.tls_scan import render_json
+
+    return render_json(report)
+
+
 _DOCUMENTS: dict[type, Callable[[Any], dict[str, Any]]] = {
+    TlsScanReport: _tls_scan_json,
     ProbeReport: report_json,
     BundleReport: bundle_json,
     InspectionReport: inspection_json,

@@ -20,8 +20,8 @@ from mqtt_tls_probe.model import (
     ProbeReport,
     Report,
     StageResult,
+    TlsScanReport,
 )
-from mqtt_tls_probe.output.trace_text import trace_lines
 
 _NAME_WIDTH = max(len(s) for s in Stage)
 
@@ -38,6 +38,10 @@ def render(report: Report, *, verbose: bool = False) -> str:
         lines = render_inspection(report)
     elif isinstance(report, ClusterReport):
         lines = render_cluster(report)
+    elif isinstance(report, TlsScanReport):
+        from mqtt_tls_probe.output.tls_scan import render_text
+
+        lines = render_text(report)
     else:
         lines = render_certs_init(report)
     return "\n".join(lines) + "\n"
@@ -53,6 +57,8 @@ def render_report(report: ProbeReport, *, verbose: bool = False) -> list[str]:
     for stage in report.stages:
         lines.append(_stage_line(stage, report))
         if stage.name is Stage.TLS and report.tls is not None and report.tls.trace is not None:
+            from mqtt_tls_probe.output.trace_text import trace_lines
+
             lines += trace_lines(report.tls.trace)
     for warning in report.warnings:
         lines.append(f"warning: {warning.message}")
@@ -140,6 +146,8 @@ def render_bundle(report: BundleReport) -> list[str]:
 
 
 def render_inspection(report: InspectionReport) -> list[str]:
+    from mqtt_tls_probe.output.trace_text import trace_lines
+
     traced = report.tls.trace if report.tls is not None else None
     if report.error is not None:
         trace = ["handshake:", *trace_lines(traced)] if traced is not None else []
