@@ -108,6 +108,9 @@ def test_tls_scan_text() -> None:
     assert "TLSv1.2: tickets issued (lifetime 300 s); resumed handshake refused" in out
     assert "  HIGH    tls1_0_accepted  TLSv1.0 is accepted." in out
     assert "notes:\n  TLSv1.1 was not tried." in out
+    assert "[0] CN=aio-broker  EC P-256, until 2026-12-20T00:00:00Z (20 days left)" in out
+    assert "SHA-256" not in out
+    assert "SHA-256" in render(_scan_report(), OutputFormat.TEXT, verbose=True)
 
 
 def test_tls_scan_json() -> None:

@@ -127,6 +127,8 @@ class _Probe:
             certinfo.describe_all(self.bundle.certificates, self.now, as_trust_anchor=True),
         )
         tls_info = self.tls_info
+        if c.trace and self.observer is not None and self.observer.available:
+            self.trace = tuple(self.observer.events())
         if self.trace is not None:
             tls_info = dataclasses.replace(tls_info or TlsInfo(None, None, None), trace=self.trace)
         return ProbeReport(
@@ -236,9 +238,7 @@ class _Probe:
 
     def _end_trace(self) -> None:
         assert self.observer is not None  # noqa: S101 (narrowing)
-        self.observer.stop()
-        if self.config.trace and self.observer.available:
-            self.trace = tuple(self.observer.events())
+        self.observer.stop()  # decoded for --trace when the report is made, off the clock
 
     def _maybe_not_tls(self, error: ProbeError) -> ProbeError:
         """A closed or non-TLS answer: look at what the port says in cleartext."""

@@ -41,7 +41,7 @@ def render(report: Report, *, verbose: bool = False) -> str:
     elif isinstance(report, TlsScanReport):
         from mqtt_tls_probe.output.tls_scan import render_text
 
-        lines = render_text(report)
+        lines = render_text(report, verbose=verbose)
     else:
         lines = render_certs_init(report)
     return "\n".join(lines) + "\n"

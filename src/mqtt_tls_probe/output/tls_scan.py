@@ -8,15 +8,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from mqtt_tls_probe.model import CipherSuites, TlsScanReport
+from mqtt_tls_probe.model import (
+    CertInfo,
+    CipherSuites,
+    ClientCertificatePolicy,
+    ResumptionInfo,
+    TlsScanReport,
+)
 
 _YES_NO = {True: "yes", False: "no", None: "not tried"}
 _PAD = " " * 16
 
 
-def render_text(report: TlsScanReport) -> list[str]:
-    from mqtt_tls_probe.output.text import certificate_lines
-
+def render_text(report: TlsScanReport, *, verbose: bool = False) -> list[str]:
+    """One line per question; the chain one line per certificate (every field with -v)."""
     t = report.target
     host = f"[{t.host}]" if ":" in t.host else t.host
     head = f"probe tls {host}:{t.port} (server name {t.server_name}; {report.handshakes} "
@@ -41,35 +46,51 @@ def render_text(report: TlsScanReport) -> list[str]:
             f"{a.unknown_protocol}: {a.unknown or 'unknown'}"
         )
     if report.client_certificate is not None:
-        c = report.client_certificate
-        if c.requested is None:
-            said = "unknown (no trace on this Python)"
-        elif not c.requested:
-            said = "not requested"
-        else:
-            said = "requested, " + {True: "required", False: "optional", None: "?"}[c.required]
-            said += f"; CAs it names: {'; '.join(c.authorities) or '(none)'}"
-        lines.append(f"  {'client cert':<14}{said}")
+        lines.append(f"  {'client cert':<14}{_client_certificate(report.client_certificate)}")
     if report.resumption is not None:
-        r = report.resumption
-        tickets = {True: "tickets issued", False: "no tickets", None: "tickets unknown"}
-        said = f"{r.version or '?'}: {tickets[r.tickets]}"
-        if r.ticket_lifetime_s is not None:
-            said += f" (lifetime {r.ticket_lifetime_s} s)"
-        said += (
-            "; resumed handshake "
-            + {True: "accepted", False: "refused", None: "not tried"}[r.resumed]
-        )
-        lines.append(f"  {'resumption':<14}{said}")
-    lines.append(f"  chain (as sent, not verified): {len(report.chain)} certificate(s)")
-    for index, cert in enumerate(report.chain):
-        lines += [f"  {line}" for line in certificate_lines(cert, index)]
+        lines.append(f"  {'resumption':<14}{_resumption(report.resumption)}")
+    lines += _chain_lines(report.chain, verbose=verbose)
     lines += ["", "findings:" if report.findings else "findings: none"]
     width = max((len(f.code) for f in report.findings), default=0)
     for finding in report.findings:
         lines.append(f"  {finding.severity.upper():<7} {finding.code:<{width}}  {finding.message}")
     if report.notes:
         lines += ["", "notes:", *(f"  {note}" for note in report.notes)]
+    return lines
+
+
+def _client_certificate(policy: ClientCertificatePolicy) -> str:
+    if policy.requested is None:
+        return "unknown (no trace on this Python)"
+    if not policy.requested:
+        return "not requested"
+    said = "requested, " + {True: "required", False: "optional", None: "?"}[policy.required]
+    return said + f"; CAs it names: {'; '.join(policy.authorities) or '(none)'}"
+
+
+def _resumption(info: ResumptionInfo) -> str:
+    tickets = {True: "tickets issued", False: "no tickets", None: "tickets unknown"}
+    said = f"{info.version or '?'}: {tickets[info.tickets]}"
+    if info.ticket_lifetime_s is not None:
+        said += f" (lifetime {info.ticket_lifetime_s} s)"
+    resumed = {True: "accepted", False: "refused", None: "not tried"}
+    return said + f"; resumed handshake {resumed[info.resumed]}"
+
+
+def _chain_lines(chain: tuple[CertInfo, ...], *, verbose: bool) -> list[str]:
+    from mqtt_tls_probe.output.text import certificate_lines
+
+    lines = [f"  chain (as sent, not verified): {len(chain)} certificate(s)"]
+    for index, cert in enumerate(chain):
+        if verbose:
+            lines += [f"  {line}" for line in certificate_lines(cert, index)]
+            continue
+        left = f"{cert.days_left} days left" if cert.days_left >= 0 else "EXPIRED"
+        lines.append(
+            f"{_PAD}[{index}] {cert.subject}  {cert.key}, until "
+            f"{cert.not_after.strftime('%Y-%m-%dT%H:%M:%SZ')} ({left})"
+        )
+        lines += [f"{_PAD}    {finding.message}" for finding in cert.findings]
     return lines
 
 
