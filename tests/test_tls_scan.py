@@ -278,3 +278,20 @@ def test_text_report(listener: list[str], tmp_path: Path) -> None:
         "resumption    TLSv1.3: tickets issued (lifetime 7200 s); resumed handshake accepted" in out
     )
     assert "LOW     cbc_suites" in out
+
+
+@pytest.mark.mosquitto
+def test_without_the_message_callback_completed_handshakes_answer(
+    listener: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mqtt_tls_probe.adapters import tls_trace
+
+    monkeypatch.setattr(tls_trace, "trace_available", lambda: False)
+    with mosquitto(tmp_path, listener) as port:
+        doc = _scan(port)
+    assert doc["versions"] == {"TLSv1.0": False, "TLSv1.1": False, "TLSv1.2": True, "TLSv1.3": True}
+    assert "ECDHE-ECDSA-AES128-GCM-SHA256" in _accepted(doc)
+    assert doc["client_certificate"]["requested"] is None
+    assert doc["resumption"]["resumed"] is True
+    assert len(doc["chain"]) == 2  # read with the hand-made ClientHello
+    assert any("Trace unavailable on this Python" in note for note in doc["notes"])

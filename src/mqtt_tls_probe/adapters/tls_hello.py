@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 
 from mqtt_tls_probe.adapters.net import Address
-from mqtt_tls_probe.adapters.tls_settings import known_tls12_suites
+from mqtt_tls_probe.adapters.tls_suites import known_tls12_suites
 from mqtt_tls_probe.core.tls_hello import ServerFlight, client_hello
 from mqtt_tls_probe.core.tls_messages import TLS12, decode_alert, decode_handshake
 

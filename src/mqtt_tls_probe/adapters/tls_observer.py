@@ -87,7 +87,7 @@ class HandshakeObserver:
         self, failure: HandshakeFailure, attempt: TlsAttempt
     ) -> tuple[HandshakeFailure, TlsAttempt]:
         """The failure and the attempt with what the trace (and the server's key) say."""
-        from mqtt_tls_probe.adapters.tls_settings import offers_dss
+        from mqtt_tls_probe.adapters.tls_suites import offers_dss
         from mqtt_tls_probe.core.tls_messages import HandshakeSummary
 
         summary = HandshakeSummary.of(self.events())
@@ -124,7 +124,7 @@ class HandshakeObserver:
 
     def session_info(self) -> TlsInfo | None:
         """Version, suite (OpenSSL's name, as ``SSLSocket.cipher()`` gives it) and ALPN."""
-        from mqtt_tls_probe.adapters.tls_settings import openssl_suite_name
+        from mqtt_tls_probe.adapters.tls_suites import openssl_suite_name
 
         version = suite = alpn = None
         for event in self.events():

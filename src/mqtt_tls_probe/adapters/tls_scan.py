@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING
 
 from mqtt_tls_probe.adapters import tls_trace
 from mqtt_tls_probe.adapters.net import Address
-from mqtt_tls_probe.adapters.tls_settings import EVERY_SUITE, version_range
+from mqtt_tls_probe.adapters.tls_settings import version_range
+from mqtt_tls_probe.adapters.tls_suites import EVERY_SUITE
 from mqtt_tls_probe.core.tls_scan import Answer
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""What the local OpenSSL lets a client offer: versions, TLS 1.2 suites, the key log file.
+"""What the local OpenSSL lets a client offer: versions, cipher lists, the key log file.
 
 Rules of the module:
 - A combination the local OpenSSL cannot offer is a ``UsageError`` found before any
@@ -21,12 +21,10 @@ Rules of the module:
 
 from __future__ import annotations
 
-import functools
 import os
 import ssl
 import threading
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 from mqtt_tls_probe.errors import UsageError
@@ -37,25 +35,7 @@ VERSIONS: dict[str, ssl.TLSVersion] = {
     "1.2": ssl.TLSVersion.TLSv1_2,
     "1.3": ssl.TLSVersion.TLSv1_3,
 }
-# Everything the local OpenSSL implements, weak suites included (for probing, never MQTT).
-EVERY_SUITE = "ALL:COMPLEMENTOFALL:@SECLEVEL=0"
-# Suites that need a pre-shared key or SRP credentials: a client without them never
-# offers them (OpenSSL drops them from the ClientHello), so they cannot be probed.
-_CREDENTIAL_KEX = frozenset({"kx-psk", "kx-dhe-psk", "kx-ecdhe-psk", "kx-rsa-psk", "kx-srp"})
-_CREDENTIAL_AUTH = frozenset({"auth-psk", "auth-srp"})
 _version_warning_lock = threading.Lock()
-
-
-@dataclass(frozen=True)
-class Suite:
-    """A TLS 1.2 (or older) cipher suite the local OpenSSL can offer."""
-
-    name: str  # OpenSSL's name, as --ciphers and `openssl s_client -cipher` take it
-    code: int  # the IANA code point
-    kex: str  # "ECDHE", "DHE", "RSA", ...
-    auth: str  # "ECDSA", "RSA", "DSS", "NULL" (anonymous)
-    symmetric: str | None  # "aes-128-gcm", "aes-256-cbc"...; None: no encryption (NULL)
-    aead: bool
 
 
 def version_range(
@@ -68,57 +48,6 @@ def version_range(
             context.minimum_version = VERSIONS[minimum]
         if maximum is not None:
             context.maximum_version = VERSIONS[maximum]
-
-
-@functools.cache
-def tls12_suites() -> tuple[Suite, ...]:
-    """Every suite the local OpenSSL can offer in TLS 1.2 or older, in its preference order."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.set_ciphers(EVERY_SUITE)
-    return tuple(
-        Suite(
-            name=cipher["name"],
-            code=cipher["id"] & 0xFFFF,
-            kex=_label(cipher["kea"]),
-            auth=_label(cipher["auth"]),
-            symmetric=cipher["symmetric"],
-            aead=bool(cipher["aead"]),
-        )
-        for cipher in context.get_ciphers()
-        if cipher["protocol"] != "TLSv1.3"
-        and cipher["kea"] not in _CREDENTIAL_KEX
-        and cipher["auth"] not in _CREDENTIAL_AUTH
-    )
-
-
-def known_tls12_suites() -> tuple[int, ...]:
-    """The IANA code points of ``tls12_suites()``."""
-    return tuple(suite.code for suite in tls12_suites())
-
-
-@functools.cache
-def _openssl_names() -> dict[int, str]:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.set_ciphers(EVERY_SUITE)
-    return {cipher["id"] & 0xFFFF: cipher["name"] for cipher in context.get_ciphers()}
-
-
-def openssl_suite_name(name: str) -> str:
-    """OpenSSL's name for a suite a trace names the IANA way (TLS 1.3 names are the same)."""
-    from mqtt_tls_probe.core.tls_messages import cipher_suite_code
-
-    code = cipher_suite_code(name)
-    return _openssl_names().get(code, name) if code is not None else name
-
-
-def _label(value: str) -> str:
-    # get_ciphers() says "kx-ecdhe", "auth-ecdsa", "auth-null": keep the algorithm.
-    return value.split("-", 1)[-1].upper()
-
-
-def offers_dss(context: ssl.SSLContext) -> bool:
-    """Whether the context offers a DHE-DSS suite (what a DSA certificate needs)."""
-    return any(cipher["auth"] == "auth-dss" for cipher in context.get_ciphers())
 
 
 # --- connect's --tls-max, --ciphers and --tls-keylog --------------------------------------

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 
 from cryptography import x509
 
-from mqtt_tls_probe.adapters import net, tls_scan, tls_settings
+from mqtt_tls_probe.adapters import net, tls_scan, tls_suites, tls_trace
 from mqtt_tls_probe.adapters.tls import sniff_cleartext
 from mqtt_tls_probe.adapters.tls_hello import ask_certificate
 from mqtt_tls_probe.config import parse_target
@@ -97,6 +97,13 @@ class _Scan:
         return pool.submit(tls_scan.attempt, self.address, self.name, offer, self.timeout)
 
     def run(self, report: TlsScanReport) -> TlsScanReport:
+        if not tls_trace.trace_available():
+            self.notes.append(
+                "Trace unavailable on this Python (no SSLContext._msg_callback): answers come "
+                "from completed handshakes only, so a listener that requires a client "
+                "certificate shows its versions and suites as not accepted, and whether it "
+                "asks for one is unknown."
+            )
         # The most permissive client first: does this speak TLS at all?
         baseline = tls_scan.attempt(
             self.address, self.name, tls_scan.Offer(minimum="1.0", linger=self.linger), self.timeout
@@ -104,7 +111,7 @@ class _Scan:
         self.handshakes += 1
         if not baseline.answered_tls:
             return _with(report, handshakes=self.handshakes, error=self._not_tls(baseline))
-        suites = tls_settings.tls12_suites()
+        suites = tls_suites.tls12_suites()
         with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="probe-tls") as pool:
             versions = {v: self.ask(pool, self._version_offer(v)) for v in decide.VERSION_LABELS}
             per_suite = [self.ask(pool, _only(suite.name)) for suite in suites]
@@ -175,7 +182,7 @@ class _Scan:
         return verdict
 
     def _preference(
-        self, pool: ThreadPoolExecutor, accepted: Sequence[tls_settings.Suite]
+        self, pool: ThreadPoolExecutor, accepted: Sequence[tls_suites.Suite]
     ) -> bool | None:
         if len(accepted) < 2:
             return None
