@@ -25,8 +25,20 @@ from mqtt_tls_probe.model import Finding, FindingCode
 from .brokers import harness_serving
 from .helpers import probe_json, write_pem
 
-NOW = datetime.now(UTC)
+NOW = datetime.now(UTC)  # taken again when the module's tests start: see _clock
 DAY = timedelta(days=1)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _clock() -> None:
+    """Certificates made here start one minute before they are made (dev.pki's backdate).
+
+    NOW is therefore taken when this module's tests start, not when the suite was
+    collected: a suite that runs longer than a minute before reaching this module would
+    otherwise see every fresh certificate as not yet valid.
+    """
+    global NOW  # noqa: PLW0603 (the module's clock, read by every test and helper)
+    NOW = datetime.now(UTC)
 
 
 def _kind(chain: list[CertAndKey], anchors: list[CertAndKey], name: str = "localhost") -> str:
