@@ -149,6 +149,13 @@ def test_a_keylog_path_that_is_a_symlink_is_not_followed(pki: PkiFiles, tmp_path
     )
     assert result.exit_code == 2
     assert not target.exists()
+    directory = tmp_path / "a-directory"
+    directory.mkdir()
+    args = ("--ca-file", str(pki.ca_cert), "--tls-keylog", str(directory), "--force")
+    result = probe("connect", "127.0.0.1:1", *args)
+    assert result.exit_code == 2
+    assert "is a directory" in result.stderr
+    assert directory.is_dir()
 
 
 def test_sslkeylogfile_in_the_environment_is_ignored(

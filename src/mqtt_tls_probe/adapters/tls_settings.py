@@ -103,6 +103,8 @@ def create_keylog(path: Path, *, force: bool) -> None:
     Raises:
         UsageError: the path exists (without ``force``) or cannot be created.
     """
+    if path.is_dir() and not path.is_symlink():
+        raise UsageError(f"--tls-keylog {path} is a directory: name a file")
     if force and (path.is_symlink() or path.is_file()):
         path.unlink()
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
