@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from mqtt_tls_probe.core import classify
-from mqtt_tls_probe.core.classify import Connack, HandshakeFailure, TlsAttempt
+from mqtt_tls_probe.core.classify import Connack, HandshakeFailure, ServerKey, TlsAttempt
 from mqtt_tls_probe.errors import KIND_STAGE, ErrorKind, Stage
 
 NO_CLIENT = TlsAttempt(timeout=2.0)
@@ -44,10 +44,135 @@ def test_eof_reasons_are_peer_closed(reason: str) -> None:
     assert _tls_kind(reason) is ErrorKind.PEER_CLOSED
 
 
-def test_handshake_failure_alert_depends_on_the_client_certificate() -> None:
-    # TLS 1.2: an OpenSSL server that requires a certificate and got none says handshake_failure.
+def test_handshake_failure_without_a_trace_keeps_the_tls12_reading() -> None:
+    # No trace: an OpenSSL TLS 1.2 server that requires a certificate and got none says
+    # handshake_failure, so that is still the likeliest reading without a client certificate.
     assert _tls_kind(classify.HANDSHAKE_FAILURE) is ErrorKind.CLIENT_CERT_REQUIRED
-    assert _tls_kind(classify.HANDSHAKE_FAILURE, WITH_CLIENT) is ErrorKind.PROTOCOL_VERSION
+    assert _tls_kind(classify.HANDSHAKE_FAILURE, WITH_CLIENT) is ErrorKind.NO_SHARED_CIPHER
+
+
+DSA_2048 = ServerKey("DSA", 2048)
+RSA_512 = ServerKey("RSA", 512)
+RSA_1024 = ServerKey("RSA", 1024)
+RSA_2048 = ServerKey("RSA", 2048)
+SECP256K1 = ServerKey("EC", 256, "secp256k1")
+BRAINPOOL = ServerKey("EC", 256, "brainpoolP256r1")
+P256 = ServerKey("EC", 256, "secp256r1")
+ED25519 = ServerKey("Ed25519", 256)
+LEVEL_1 = TlsAttempt(timeout=2.0, security_level=1)
+
+
+@pytest.mark.parametrize("reason", sorted(classify.NEGOTIATION_ALERTS))
+@pytest.mark.parametrize(
+    ("requested", "key", "attempt", "kind"),
+    [
+        # The server asked for a client certificate: that decides, whatever its own key.
+        (True, None, NO_CLIENT, ErrorKind.CLIENT_CERT_REQUIRED),
+        (True, DSA_2048, NO_CLIENT, ErrorKind.CLIENT_CERT_REQUIRED),
+        (True, None, WITH_CLIENT, ErrorKind.CLIENT_CERT_REJECTED),
+        # It did not: the key of its certificate decides.
+        (False, DSA_2048, NO_CLIENT, ErrorKind.UNSUPPORTED_SERVER_KEY),
+        (False, RSA_512, NO_CLIENT, ErrorKind.UNSUPPORTED_SERVER_KEY),
+        (False, RSA_1024, NO_CLIENT, ErrorKind.UNSUPPORTED_SERVER_KEY),
+        (False, SECP256K1, NO_CLIENT, ErrorKind.UNSUPPORTED_SERVER_KEY),
+        (False, BRAINPOOL, WITH_CLIENT, ErrorKind.UNSUPPORTED_SERVER_KEY),
+        (False, P256, NO_CLIENT, ErrorKind.NO_SHARED_CIPHER),
+        (False, RSA_2048, NO_CLIENT, ErrorKind.NO_SHARED_CIPHER),
+        (False, ED25519, NO_CLIENT, ErrorKind.NO_SHARED_CIPHER),
+        (False, RSA_1024, LEVEL_1, ErrorKind.NO_SHARED_CIPHER),  # level 1 takes RSA 1024
+        (False, None, NO_CLIENT, ErrorKind.NO_SHARED_CIPHER),  # certificate not read
+        # No trace: an unusable key still decides; else the TLS 1.2 reading.
+        (None, SECP256K1, NO_CLIENT, ErrorKind.UNSUPPORTED_SERVER_KEY),
+        (None, P256, NO_CLIENT, ErrorKind.CLIENT_CERT_REQUIRED),
+        (None, P256, WITH_CLIENT, ErrorKind.NO_SHARED_CIPHER),
+    ],
+)
+def test_a_refused_handshake_is_read_with_the_trace_facts(
+    reason: str, requested: bool | None, key: ServerKey | None, attempt: TlsAttempt, kind: ErrorKind
+) -> None:
+    failure = HandshakeFailure(
+        reason=reason, ssl_error=True, server_requested_certificate=requested, server_key=key
+    )
+    info = classify.classify_handshake(failure, attempt)
+    assert info is not None
+    assert info.kind is kind
+    assert info.stage is Stage.TLS
+    if kind is ErrorKind.UNSUPPORTED_SERVER_KEY:
+        assert str(key) in info.message
+
+
+@pytest.mark.parametrize(
+    ("key", "attempt", "problem"),
+    [
+        (DSA_2048, NO_CLIENT, "DHE-DSS"),
+        (DSA_2048, TlsAttempt(dsa_suites=True), None),
+        (ServerKey("DSA", 1024), TlsAttempt(dsa_suites=True), "below the 2048 bits"),
+        (RSA_512, TlsAttempt(security_level=0), None),
+        (RSA_512, LEVEL_1, "below the 1024 bits that OpenSSL's security level 1"),
+        (RSA_2048, NO_CLIENT, None),
+        (SECP256K1, NO_CLIENT, "x25519, secp256r1, x448, secp521r1, secp384r1"),
+        (SECP256K1, TlsAttempt(offered_groups=("x25519", "secp256k1")), None),
+        (BRAINPOOL, TlsAttempt(offered_groups=("secp256r1",)), "(secp256r1)"),
+        (ServerKey("EC", 192, "secp192r1"), TlsAttempt(offered_groups=("secp192r1",)), "192"),
+        (P256, NO_CLIENT, None),
+        (ED25519, NO_CLIENT, None),
+        (ServerKey("SomethingNew"), NO_CLIENT, None),  # unknown: not declared unusable
+    ],
+)
+def test_server_key_problems(key: ServerKey, attempt: TlsAttempt, problem: str | None) -> None:
+    found = classify.server_key_problem(key, attempt)
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None
+        assert problem in found
+
+
+def test_no_shared_cipher_names_what_the_client_offered() -> None:
+    failure = HandshakeFailure(
+        reason=classify.HANDSHAKE_FAILURE,
+        ssl_error=True,
+        server_requested_certificate=False,
+        server_key=P256,
+    )
+    attempt = TlsAttempt(tls_max="1.2", ciphers="ECDHE-RSA-AES128-GCM-SHA256")
+    info = classify.classify_handshake(failure, attempt)
+    assert info is not None
+    assert info.kind is ErrorKind.NO_SHARED_CIPHER
+    assert "TLS 1.2 only" in info.message
+    assert "'ECDHE-RSA-AES128-GCM-SHA256'" in info.message
+    assert "did not ask for a client certificate" in info.message
+    assert "(EC P-256) is one this client can use" in info.message
+    assert "probe tls" in info.hint
+    plain = classify.classify_handshake(failure, NO_CLIENT)
+    assert plain is not None
+    assert "probe tls" in plain.hint  # the kind's default hint
+
+
+@pytest.mark.parametrize(
+    ("attempt", "words"),
+    [
+        (TlsAttempt(), "TLS 1.2 or newer"),
+        (TlsAttempt(tls_min="1.3"), "TLS 1.3 or newer"),
+        (TlsAttempt(tls_max="1.2"), "TLS 1.2 only"),
+        (TlsAttempt(tls_min="1.2", tls_max="1.3"), "TLS 1.2 to 1.3"),
+    ],
+)
+def test_offered_versions_in_words(attempt: TlsAttempt, words: str) -> None:
+    assert classify.offered_versions(attempt) == words
+
+
+def test_protocol_version_hint_follows_the_limits() -> None:
+    def hint(attempt: TlsAttempt) -> str:
+        failure = HandshakeFailure(reason="TLSV1_ALERT_PROTOCOL_VERSION", ssl_error=True)
+        info = classify.classify_handshake(failure, attempt)
+        assert info is not None
+        assert info.kind is ErrorKind.PROTOCOL_VERSION
+        return info.hint
+
+    assert "--tls-max" in hint(TlsAttempt(tls_max="1.2"))
+    assert "--tls-min" in hint(TlsAttempt(tls_min="1.3"))
+    assert "older versions are insecure" in hint(TlsAttempt())
 
 
 def test_no_application_protocol_names_the_alpn_offered() -> None:

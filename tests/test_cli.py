@@ -21,6 +21,7 @@ COMMANDS = [
     ["broker"],
     ["cluster"],
     ["demo"],
+    ["tls"],
 ]
 
 

@@ -3,7 +3,8 @@
 Rule: everything a command line (or the exporter's module file, or ``probe
 demo``) says is turned into a frozen ``ProbeConfig`` here, before any network
 I/O. Bad combinations are ``UsageError`` (exit 2). The only I/O is reading the
-local files the flags name (password, token, client certificate and key).
+local files the flags name (password, token, client certificate and key), and
+creating the ``--tls-keylog`` file (mode 0600), last, once every check has passed.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ class TlsOptions:
     tls_min: str | None = None
     alpn: tuple[str, ...] = ()
     client: ClientIdentity | None = None
+    tls_max: str | None = None
+    ciphers: str | None = None  # an OpenSSL cipher list: TLS 1.2 suites (set_ciphers)
+    keylog: Path | None = None  # NSS key log file, created empty (0600) by the builder
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,7 @@ class ProbeConfig:
     topic: str | None = None  # set: run the round trip on this topic
     roundtrip: bool = False
     timeout: float = DEFAULT_TIMEOUT
+    trace: bool = False  # --trace: report the handshake message by message
 
     @property
     def server_name(self) -> str:
@@ -121,6 +126,11 @@ class ConnectInputs:
     roundtrip: bool = False
     topic: str | None = None
     timeout: float = DEFAULT_TIMEOUT
+    tls_max: str | None = None
+    ciphers: str | None = None
+    tls_keylog: Path | None = None
+    force: bool = False  # --force: replace an existing --tls-keylog file
+    trace: bool = False
 
 
 def build_probe_config(
@@ -138,7 +148,11 @@ def build_probe_config(
     - ``--topic`` implies ``--roundtrip``;
     - every value fits what carries it: host names (IDNA) and ALPN ids for TLS, MQTT
       strings (UTF-8, no NUL, 65,535 bytes) and topic names without wildcards, a
-      finite ``--timeout``.
+      finite ``--timeout``;
+    - ``--tls-min``/``--tls-max``/``--ciphers`` must leave something the local OpenSSL
+      can offer (``adapters.tls_settings.check_client_limits`` says why not);
+    - ``--tls-keylog FILE`` is created here, empty and mode 0600; an existing FILE is
+      refused unless ``--force`` (then replaced, never appended to).
 
     Raises:
         UsageError: a bad value or combination; nothing has touched the network.
@@ -154,6 +168,11 @@ def build_probe_config(
         raise UsageError("--sat-file needs MQTT 5: MQTT 3.1.1 cannot carry the token")
     if inputs.tls_min is not None and inputs.tls_min not in TLS_VERSIONS:
         raise UsageError(f"--tls-min must be one of {', '.join(TLS_VERSIONS)}")
+    if inputs.tls_max is not None and inputs.tls_max not in TLS_VERSIONS:
+        raise UsageError(f"--tls-max must be one of {', '.join(TLS_VERSIONS)}")
+    from mqtt_tls_probe.adapters import tls_settings
+
+    tls_settings.check_client_limits(inputs.tls_min, inputs.tls_max, inputs.ciphers)
     if inputs.mqtt_version is not None and inputs.mqtt_version not in MQTT_VERSIONS:
         raise UsageError(f"--mqtt-version must be one of {', '.join(MQTT_VERSIONS)}")
     server_name = host if inputs.server_name is None else check_server_name(inputs.server_name)
@@ -167,6 +186,8 @@ def build_probe_config(
         _flag("--topic", names.mqtt_topic_name, inputs.topic)
     elif roundtrip:
         _flag("--client-id", _default_topic_name, mqtt.client_id)
+    if inputs.tls_keylog is not None:  # last: no other usage error may leave it behind
+        tls_settings.create_keylog(inputs.tls_keylog, force=inputs.force)
     return ProbeConfig(
         host=host,
         port=port,
@@ -178,12 +199,16 @@ def build_probe_config(
             tls_min=inputs.tls_min,
             alpn=alpn,
             client=client,
+            tls_max=inputs.tls_max,
+            ciphers=inputs.ciphers,
+            keylog=inputs.tls_keylog,
         ),
         mqtt=mqtt,
         version_fallback=inputs.mqtt_version is None,
         topic=inputs.topic,
         roundtrip=roundtrip,
         timeout=timeout,
+        trace=inputs.trace,
     )
 
 

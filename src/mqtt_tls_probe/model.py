@@ -18,6 +18,8 @@ from mqtt_tls_probe.errors import EXIT_CODES, EXIT_OK, ErrorInfo, Stage
 if TYPE_CHECKING:
     from cryptography import x509
 
+    from mqtt_tls_probe.core.tls_messages import TraceEvent
+
 
 class TrustSource(StrEnum):
     FILE = "file"
@@ -49,6 +51,19 @@ class FindingCode(StrEnum):
     SAT_EXPIRED = "sat_expired"
     SAT_AUDIENCE = "sat_audience"
     SAT_CLAIM_INVALID = "sat_claim_invalid"
+    # the tls stage's diagnostics
+    TRACE_UNAVAILABLE = "trace_unavailable"
+    TLS_KEYLOG = "tls_keylog"
+    # probe tls: what a TLS endpoint accepts
+    TLS10_ACCEPTED = "tls1_0_accepted"
+    TLS11_ACCEPTED = "tls1_1_accepted"
+    NO_TLS13 = "no_tls1_3"
+    NO_FORWARD_SECRECY = "no_forward_secrecy"
+    CBC_SUITES = "cbc_suites"
+    INSECURE_SUITES = "insecure_suites"
+    NO_HANDSHAKE = "no_handshake"
+    CHAIN_EXPIRED = "chain_expired"
+    CHAIN_EXPIRES_SOON = "chain_expires_soon"
 
 
 # A trust anchor's own finding -> how connect's trust stage reports it.
@@ -130,6 +145,8 @@ class TlsInfo:
     version: str | None
     cipher: str | None
     alpn: str | None
+    # --trace: the handshake's messages up to the end of the tls stage; None: not asked.
+    trace: tuple[TraceEvent, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -286,6 +303,100 @@ class DemoReport:
         return self.probe.exit_code
 
 
+class Severity(StrEnum):
+    """How much a finding of ``probe tls`` matters, worst first."""
+
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+    INFO = "info"
+
+
+@dataclass(frozen=True)
+class RatedFinding:
+    code: FindingCode
+    severity: Severity
+    message: str
+
+
+@dataclass(frozen=True)
+class SuiteInfo:
+    """A TLS 1.2 cipher suite the server accepted."""
+
+    name: str  # OpenSSL's name (what --ciphers and openssl s_client -cipher take)
+    iana: str  # the IANA name, or 0x.... when the probe has no name for it
+    code: int
+    kex: str  # ECDHE, DHE, RSA...
+    auth: str  # ECDSA, RSA, DSS, NULL (anonymous)
+    forward_secrecy: bool
+    cbc: bool
+    insecure: bool  # anonymous, or no encryption at all
+
+
+@dataclass(frozen=True)
+class CipherSuites:
+    tls12_accepted: tuple[SuiteInfo, ...]
+    tls12_tried: int
+    server_preference: bool | None  # None: fewer than two suites, or no clear answer
+    tls13_chosen: str | None
+
+
+@dataclass(frozen=True)
+class AlpnBehaviour:
+    """What the server did with an offered ALPN protocol: selected, ignored or refused."""
+
+    mqtt: str | None
+    unknown: str | None
+    unknown_protocol: str
+
+
+@dataclass(frozen=True)
+class ClientCertificatePolicy:
+    requested: bool | None
+    required: bool | None
+    authorities: tuple[str, ...]  # the CA names of its CertificateRequest
+
+
+@dataclass(frozen=True)
+class ResumptionInfo:
+    version: str | None
+    tickets: bool | None  # the server issued a NewSessionTicket
+    ticket_lifetime_s: int | None
+    resumed: bool | None  # a second handshake offering the session was resumed
+
+
+@dataclass(frozen=True)
+class TlsScanReport:
+    """``probe tls``: what a TLS endpoint accepts, question by question."""
+
+    target: Target
+    openssl: str  # the local library: what could be tried depends on it
+    versions: dict[str, bool | None] = field(default_factory=dict)  # None: not tried
+    cipher_suites: CipherSuites | None = None
+    alpn: AlpnBehaviour | None = None
+    client_certificate: ClientCertificatePolicy | None = None
+    resumption: ResumptionInfo | None = None
+    chain: tuple[CertInfo, ...] = ()
+    findings: tuple[RatedFinding, ...] = ()
+    notes: tuple[str, ...] = ()
+    handshakes: int = 0
+    error: ErrorInfo | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def exit_code(self) -> int:
+        return _exit_code(self.error)
+
+
 Report = (
-    ProbeReport | BundleReport | InspectionReport | ClusterReport | CertsInitReport | DemoReport
+    ProbeReport
+    | BundleReport
+    | InspectionReport
+    | ClusterReport
+    | CertsInitReport
+    | DemoReport
+    | TlsScanReport
 )

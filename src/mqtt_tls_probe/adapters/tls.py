@@ -4,8 +4,10 @@ Rules:
 - OpenSSL (the ssl module, CERT_REQUIRED, hostname check on) decides whether
   the server's certificate is trusted; ``verify.py`` only explains its verdict.
 - The chain is read from the verifying handshake. When that handshake rejects
-  the certificate, ``fetch_chain`` makes a second one without verification,
-  only to read the chain: nothing is ever sent over it.
+  the certificate, the chain comes from its trace (the server's Certificate
+  message, ``adapters.tls_observer``); only without a trace does
+  ``fetch_chain`` make a second handshake without verification, only to read
+  the chain: nothing is ever sent over it.
 - SSL errors are reduced to facts (``HandshakeFailure``) here and classified
   by ``core.classify`` on ``SSLError.reason`` (OpenSSL's reason code name),
   never on message text.
@@ -17,10 +19,12 @@ import select
 import socket
 import ssl
 import time
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 
 from mqtt_tls_probe.adapters.net import Address
+from mqtt_tls_probe.adapters.tls_settings import apply_client_limits
 from mqtt_tls_probe.config import TlsOptions
 from mqtt_tls_probe.core.classify import (
     HandshakeFailure,
@@ -31,6 +35,9 @@ from mqtt_tls_probe.core.classify import (
 )
 from mqtt_tls_probe.errors import ProbeError
 from mqtt_tls_probe.model import TlsInfo
+
+if TYPE_CHECKING:
+    from mqtt_tls_probe.adapters.tls_observer import HandshakeObserver
 
 TLS_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 
@@ -88,14 +95,22 @@ def build_context(anchors_pem: str | None, options: TlsOptions, *, verify: bool)
         context.set_alpn_protocols(list(options.alpn))
     if options.client:
         context.load_cert_chain(options.client.cert_file, options.client.key_file)
+    apply_client_limits(context, options.tls_max, options.ciphers, options.keylog)
     context.sslsocket_class = _AlertRecordingSocket
     return context
 
 
 def handshake(
-    sock: socket.socket, context: ssl.SSLContext, options: TlsOptions, timeout: float
+    sock: socket.socket,
+    context: ssl.SSLContext,
+    options: TlsOptions,
+    timeout: float,
+    *,
+    observer: HandshakeObserver | None = None,
 ) -> ssl.SSLSocket:
     """Run the TLS handshake on a connected socket within ``timeout`` seconds.
+
+    ``observer`` (on ``context``) adds what the handshake trace saw to the classification.
 
     Raises:
         CertificateRejected: OpenSSL did not trust the server's certificate.
@@ -112,7 +127,7 @@ def handshake(
         raise CertificateRejected(exc.verify_code, exc.verify_message) from exc
     except (TimeoutError, ssl.SSLError, OSError) as exc:
         tls.close()
-        raise handshake_error(exc, options, timeout) from exc
+        raise handshake_error(exc, options, timeout, observer=observer) from exc
     return tls
 
 
@@ -157,7 +172,13 @@ def fetch_chain(
         return None
 
 
-def await_server_verdict(tls: ssl.SSLSocket, options: TlsOptions, window: float) -> None:
+def await_server_verdict(
+    tls: ssl.SSLSocket,
+    options: TlsOptions,
+    window: float,
+    *,
+    observer: HandshakeObserver | None = None,
+) -> None:
     """With TLS 1.3, wait briefly for the server's verdict on the client.
 
     A TLS 1.3 client finishes its handshake before the server has checked the
@@ -191,7 +212,9 @@ def await_server_verdict(tls: ssl.SSLSocket, options: TlsOptions, window: float)
             except ssl.SSLWantReadError:
                 continue  # a handshake record (a ticket) was read: look again
             except ssl.SSLError as exc:
-                raise handshake_error(exc, options, window, after_handshake=True) from exc
+                raise handshake_error(
+                    exc, options, window, after_handshake=True, observer=observer
+                ) from exc
             except OSError as exc:
                 raise ProbeError.from_info(peer_closed(after_handshake=True)) from exc
             if not data:
@@ -205,7 +228,12 @@ def await_server_verdict(tls: ssl.SSLSocket, options: TlsOptions, window: float)
 
 
 def handshake_error(
-    exc: BaseException, options: TlsOptions, timeout: float, *, after_handshake: bool = False
+    exc: BaseException,
+    options: TlsOptions,
+    timeout: float,
+    *,
+    after_handshake: bool = False,
+    observer: HandshakeObserver | None = None,
 ) -> ProbeError:
     """The classified failure of a handshake, from the exception the ssl module raised.
 
@@ -226,7 +254,11 @@ def handshake_error(
         client_subject=options.client.subject if options.client else None,
         timeout=timeout,
         after_handshake=after_handshake,
+        tls_max=options.tls_max,
+        ciphers=options.ciphers,
     )
+    if observer is not None:
+        failure, attempt = observer.enrich(failure, attempt)
     info = classify_handshake(failure, attempt)
     if info is None:
         raise exc

@@ -37,6 +37,10 @@ events of a handshake that fails, wrap with ``do_handshake_on_connect=False`` an
 Call ``discard(sock)`` when done. ``events(start)`` without ``conn`` merges every
 connection recorded, which is right for a context used by one connection at a time.
 
+Cold start: recording must cost ``probe connect`` nothing it does not use. The
+recorder stores plain tuples and imports the decoder (``core.tls_messages``, about 8 ms
+of import on the development machine) only when records or events are read.
+
 Memory: all connections together keep at most ``max_bytes`` (counting each record's
 payload plus a fixed overhead); what does not fit is dropped and counted
 (``dropped_records``, ``dropped_bytes``), as are connections beyond
@@ -51,15 +55,18 @@ import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from mqtt_tls_probe.core.tls_messages import Direction, RawRecord, TraceEvent, build_events
+if TYPE_CHECKING:
+    from mqtt_tls_probe.core.tls_messages import Direction, RawRecord, TraceEvent
 
 DEFAULT_MAX_BYTES: Final = 256 * 1024
 DEFAULT_MAX_CONNECTIONS: Final = 256
 _RECORD_OVERHEAD: Final = 64  # what one stored record costs besides its payload, roughly
 _HOOK: Final = "_msg_callback"  # private attribute of ssl.SSLContext (Lib/ssl.py)
 _DIRECTIONS: Final[dict[str, Direction]] = {"write": "sent", "read": "received"}
+# One callback call: direction, version, content type, payload, time.perf_counter().
+_Raw = tuple["Direction", int, int, bytes, float]
 
 
 def trace_available() -> bool:
@@ -73,7 +80,7 @@ class _Stream:
 
     owner: Callable[[], object] | None  # weak reference to conn, when it allows one
     order: int  # creation order, for eviction
-    records: list[RawRecord] = field(default_factory=list)
+    records: list[_Raw] = field(default_factory=list)
     size: int = 0
 
     def belongs_to(self, conn: object) -> bool:
@@ -145,23 +152,23 @@ class HandshakeRecorder:
         try:
             at = time.perf_counter()
             payload = bytes(data) if isinstance(data, bytes | bytearray | memoryview) else b""
-            record = RawRecord(
-                direction=_DIRECTIONS.get(str(direction), "received"),
-                version=_as_int(version),
-                content_type=_as_int(content_type),
-                data=payload,
-                at=at,
+            record: _Raw = (
+                _DIRECTIONS.get(str(direction), "received"),
+                _as_int(version),
+                _as_int(content_type),
+                payload,
+                at,
             )
             self._store(conn, record)
         except Exception:  # anything escaping here would fail the handshake
             self.failures += 1
 
-    def _store(self, conn: object, record: RawRecord) -> None:
-        cost = len(record.data) + _RECORD_OVERHEAD
+    def _store(self, conn: object, record: _Raw) -> None:
+        cost = len(record[3]) + _RECORD_OVERHEAD
         with self._lock:
             if self._size + cost > self.max_bytes:
                 self.dropped_records += 1
-                self.dropped_bytes += len(record.data)
+                self.dropped_bytes += len(record[3])
                 return
             stream = self._stream_for(conn)
             stream.records.append(record)
@@ -187,23 +194,29 @@ class HandshakeRecorder:
         stream = self._streams.pop(key)
         self._size -= stream.size
         self.dropped_records += len(stream.records)
-        self.dropped_bytes += sum(len(record.data) for record in stream.records)
+        self.dropped_bytes += sum(len(record[3]) for record in stream.records)
 
     # --- reading -------------------------------------------------------------------
 
     def records(self, conn: object | None = None) -> list[RawRecord]:
         """The stored records of ``conn``, or of every connection in time order."""
+        from mqtt_tls_probe.core.tls_messages import RawRecord
+
         with self._lock:
             if conn is not None:
                 stream = self._streams.get(id(conn))
                 if stream is None or not stream.belongs_to(conn):
                     return []
-                return list(stream.records)
-            merged = [record for stream in self._streams.values() for record in stream.records]
-        return sorted(merged, key=lambda record: record.at)
+                kept = list(stream.records)
+            else:
+                kept = [record for stream in self._streams.values() for record in stream.records]
+                kept.sort(key=lambda record: record[4])
+        return [RawRecord(*record) for record in kept]
 
     def events(self, start: float, conn: object | None = None) -> list[TraceEvent]:
         """Decoded events, ``ms`` relative to ``start`` (a ``time.perf_counter()``)."""
+        from mqtt_tls_probe.core.tls_messages import build_events
+
         if conn is None:
             return self._merged_events(start)
         return build_events(self.records(conn), start)
@@ -211,9 +224,15 @@ class HandshakeRecorder:
     def _merged_events(self, start: float) -> list[TraceEvent]:
         # Each connection is decoded on its own (the decoder keeps per-connection
         # state: the negotiated version), then the events are put in time order.
+        from mqtt_tls_probe.core.tls_messages import RawRecord, build_events
+
         with self._lock:
             streams = [list(stream.records) for stream in self._streams.values()]
-        events = [event for records in streams for event in build_events(records, start)]
+        events = [
+            event
+            for records in streams
+            for event in build_events([RawRecord(*r) for r in records], start)
+        ]
         return sorted(events, key=lambda event: event.ms)
 
     def discard(self, conn: object) -> None:

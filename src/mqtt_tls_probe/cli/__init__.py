@@ -6,7 +6,17 @@ hands the report to ``output.render``. Heavy modules are imported inside the
 commands that need them: the CLI's cold start is measured (bench/).
 """
 
-from mqtt_tls_probe.cli import broker, bundle, certs, cluster, connect, demo, exporter, inspect
+from mqtt_tls_probe.cli import (
+    broker,
+    bundle,
+    certs,
+    cluster,
+    connect,
+    demo,
+    exporter,
+    inspect,
+    tls,
+)
 from mqtt_tls_probe.cli.app import app, console_main, main
 
 __all__ = [
@@ -21,4 +31,5 @@ __all__ = [
     "exporter",
     "inspect",
     "main",
+    "tls",
 ]

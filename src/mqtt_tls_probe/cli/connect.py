@@ -19,7 +19,9 @@ from mqtt_tls_probe.cli.options import (
     OutputOpt,
     ServerNameOpt,
     TimeoutOpt,
+    TlsMax,
     TlsMin,
+    TraceOpt,
     VerboseOpt,
     aio_option,
     aio_path_option,
@@ -73,9 +75,35 @@ def connect(
     tls_min: Annotated[
         TlsMin | None, typer.Option("--tls-min", help="Lowest TLS version to offer.")
     ] = None,
+    tls_max: Annotated[
+        TlsMax | None,
+        typer.Option("--tls-max", help="Highest TLS version to offer (emulate a device)."),
+    ] = None,
+    ciphers: Annotated[
+        str | None,
+        typer.Option(
+            "--ciphers",
+            help="OpenSSL cipher list of the TLS 1.2 suites to offer, e.g. "
+            "ECDHE-ECDSA-AES128-GCM-SHA256 (TLS 1.3 suites cannot be chosen).",
+            show_default=False,
+        ),
+    ] = None,
     alpn: Annotated[
         list[str] | None, typer.Option("--alpn", help="ALPN protocol to offer (repeatable).")
     ] = None,
+    trace: TraceOpt = False,
+    tls_keylog: Annotated[
+        Path | None,
+        typer.Option(
+            "--tls-keylog",
+            help="Write the session's TLS secrets to this new file (NSS key log format, "
+            "mode 0600) for Wireshark. It decrypts the session: delete it after use.",
+            show_default=False,
+        ),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="With --tls-keylog: replace an existing file.")
+    ] = False,
     mqtt_version: Annotated[
         MqttVersion | None,
         typer.Option(
@@ -144,6 +172,7 @@ def connect(
 
     \b
     probe connect localhost:18883 --ca-file ca.crt --server-name aio-broker --roundtrip
+    probe connect localhost:18883 --ca-file ca.crt --trace --tls-max 1.2
     """
     from mqtt_tls_probe.config import ConnectInputs, build_probe_config
     from mqtt_tls_probe.orchestrators.connect import run_probe
@@ -159,7 +188,12 @@ def connect(
             cert=cert,
             key=key,
             tls_min=tls_min.value if tls_min else None,
+            tls_max=tls_max.value if tls_max else None,
+            ciphers=ciphers,
             alpn=tuple(alpn or ()),
+            trace=trace,
+            tls_keylog=tls_keylog,
+            force=force,
             mqtt_version=mqtt_version.value if mqtt_version else None,
             client_id=client_id,
             username=username,

@@ -5,7 +5,7 @@ from typing import Annotated
 import typer
 
 from mqtt_tls_probe.cli.app import app, emit, guarded
-from mqtt_tls_probe.cli.options import OutputOpt, ServerNameOpt, TimeoutOpt, VerboseOpt
+from mqtt_tls_probe.cli.options import OutputOpt, ServerNameOpt, TimeoutOpt, TraceOpt, VerboseOpt
 from mqtt_tls_probe.output import OutputFormat
 
 
@@ -14,6 +14,7 @@ from mqtt_tls_probe.output import OutputFormat
 def inspect(
     source: Annotated[str, typer.Argument(help="Certificate file (PEM or DER), or host:port.")],
     server_name: ServerNameOpt = None,
+    trace: TraceOpt = False,
     output: OutputOpt = OutputFormat.TEXT,
     timeout: TimeoutOpt = 10.0,
     verbose: VerboseOpt = False,
@@ -27,4 +28,4 @@ def inspect(
     """
     from mqtt_tls_probe.orchestrators.inspect import inspect_source
 
-    emit(inspect_source(source, server_name, timeout), output, verbose=verbose)
+    emit(inspect_source(source, server_name, timeout, trace=trace), output, verbose=verbose)

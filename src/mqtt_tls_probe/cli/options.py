@@ -23,6 +23,11 @@ class TlsMin(StrEnum):
     V13 = "1.3"
 
 
+class TlsMax(StrEnum):
+    V12 = "1.2"
+    V13 = "1.3"
+
+
 def aio_option(flag: str, help_text: str, envvar: str) -> Any:
     """An option that the Azure IoT Operations SDKs' variable fills when the flag is absent."""
     return typer.Option(flag, help=help_text, envvar=envvar, show_default=False)
@@ -118,6 +123,16 @@ ServerNameOpt = Annotated[
         "--server-name",
         help="Name to verify in the certificate and send as SNI [default: the target host].",
         show_default=False,
+    ),
+]
+
+
+TraceOpt = Annotated[
+    bool,
+    typer.Option(
+        "--trace",
+        help="Show the TLS handshake message by message (text: under the tls line; "
+        "JSON: tls.trace).",
     ),
 ]
 

@@ -5,6 +5,13 @@ OpenSSL reason names (``SSLError.reason``), OpenSSL verify codes, CONNACK
 reason and return codes. Each function takes the facts an adapter extracted
 and returns an ``ErrorInfo``; ``None`` means "not in the tables", which the
 adapter lets escape as a bug (exit 1) rather than guess.
+
+A failed handshake is also read with what the handshake trace saw (``HandshakeFailure``'s
+``server_requested_certificate`` and ``server_key``): a ``handshake_failure`` alert is a
+missing client certificate only when the server asked for one (CertificateRequest);
+otherwise the server's certificate decides between ``unsupported_server_key`` (a key the
+client cannot use) and ``no_shared_cipher``. Without a trace (``None``: the Python has no
+message callback) the TLS 1.2 reading of that alert, a missing client certificate, stays.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import errno
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from mqtt_tls_probe import aio
 from mqtt_tls_probe.errors import ErrorInfo, ErrorKind
@@ -126,6 +134,9 @@ CLIENT_CERT_ALERTS = frozenset(
 )
 EOF_REASONS = frozenset({"UNEXPECTED_EOF_WHILE_READING", "EOF"})
 HANDSHAKE_FAILURE = "SSLV3_ALERT_HANDSHAKE_FAILURE"
+# Alerts a server sends when it cannot complete the handshake with what the client
+# offered (RFC 8446 §6.2: handshake_failure, insufficient_security).
+NEGOTIATION_ALERTS = frozenset({HANDSHAKE_FAILURE, "TLSV1_ALERT_INSUFFICIENT_SECURITY"})
 NO_APPLICATION_PROTOCOL = "TLSV1_ALERT_NO_APPLICATION_PROTOCOL"
 
 CLIENT_REJECTION_HINTS = {
@@ -135,6 +146,27 @@ CLIENT_REJECTION_HINTS = {
     ),
     "SSLV3_ALERT_CERTIFICATE_EXPIRED": "The client certificate has expired: issue a new one.",
 }
+
+
+class ServerKey(NamedTuple):
+    """The public key of the server's certificate, as the usability rules read it.
+
+    A NamedTuple, not a dataclass: this module is on every run's import path, and a
+    frozen dataclass costs about a millisecond more to create at import time.
+    """
+
+    algorithm: str  # "RSA", "DSA", "EC", "Ed25519", "Ed448", or the key type's name
+    bits: int | None = None
+    curve: str | None = None  # EC only: the curve's name (secp256r1, secp256k1, ...)
+
+    def __str__(self) -> str:
+        """As ``core.certinfo.key_description`` writes it: "EC P-256", "RSA 2048"."""
+        if self.curve is not None:
+            return f"EC {_NIST_CURVES.get(self.curve, self.curve)}"
+        return f"{self.algorithm} {self.bits}" if self.bits else self.algorithm
+
+
+_NIST_CURVES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
 
 
 @dataclass(frozen=True)
@@ -147,6 +179,11 @@ class HandshakeFailure:
     ssl_error: bool = False  # an ssl.SSLError (as opposed to a plain OSError)
     os_error: bool = False  # an OSError with an errno
     text: str = ""  # the exception's text, for the last-resort message only
+    # From the handshake trace; None: not known (no trace on this Python).
+    server_requested_certificate: bool | None = None  # a CertificateRequest arrived
+    # The key of the server's certificate, from its Certificate message or, when the
+    # server sent none, from a separate ClientHello that offered everything.
+    server_key: ServerKey | None = None
 
 
 @dataclass(frozen=True)
@@ -158,6 +195,11 @@ class TlsAttempt:
     client_subject: str | None = None  # the client certificate sent, if any
     timeout: float = 0.0
     after_handshake: bool = False  # the error came after the client's handshake finished
+    tls_max: str | None = None
+    ciphers: str | None = None  # --ciphers, as given
+    security_level: int = 2  # OpenSSL's, of the client context (Python's default: 2)
+    dsa_suites: bool = False  # the client offered a DHE-DSS suite
+    offered_groups: tuple[str, ...] | None = None  # from the ClientHello sent, if traced
 
 
 def classify_handshake(failure: HandshakeFailure, attempt: TlsAttempt) -> ErrorInfo | None:
@@ -176,34 +218,17 @@ def classify_handshake(failure: HandshakeFailure, attempt: TlsAttempt) -> ErrorI
             ErrorKind.NOT_TLS, f"The server did not answer in TLS (OpenSSL: {reason})."
         )
     if reason in PROTOCOL_VERSION_REASONS:
-        wanted = f"TLS {attempt.tls_min} or newer" if attempt.tls_min else "TLS 1.2 or newer"
-        return ErrorInfo.of(
-            ErrorKind.PROTOCOL_VERSION,
-            f"The server and this client share no TLS version: the client offered {wanted} "
-            f"(OpenSSL: {reason}).",
-            "Lower --tls-min, or enable the version on the broker."
-            if attempt.tls_min
-            else "Enable TLS 1.2 or 1.3 on the broker: older versions are insecure.",
-        )
+        return protocol_version_error(reason, attempt)
     if reason == NO_APPLICATION_PROTOCOL:
         return ErrorInfo.of(
             ErrorKind.PROTOCOL_VERSION,
             f"The server supports none of the ALPN protocols offered ({', '.join(attempt.alpn)}).",
             "Offer the protocol the listener expects with --alpn (often 'mqtt'), or drop --alpn.",
         )
-    # In TLS 1.2 an OpenSSL server that requires a certificate and gets none
-    # answers with a plain handshake_failure alert.
-    if reason in CLIENT_CERT_ALERTS or (
-        reason == HANDSHAKE_FAILURE and attempt.client_subject is None
-    ):
+    if reason in CLIENT_CERT_ALERTS:
         return client_cert_error(reason, attempt)
-    if reason == HANDSHAKE_FAILURE:
-        return ErrorInfo.of(
-            ErrorKind.PROTOCOL_VERSION,
-            "The server refused the handshake (handshake_failure alert): no common cipher, "
-            "or it rejected what the client offered.",
-            "Check the broker's TLS settings (versions, ciphers, curves) against this client's.",
-        )
+    if reason in NEGOTIATION_ALERTS:
+        return negotiation_error(reason, failure, attempt)
     if "ALERT" in reason:
         return ErrorInfo.of(
             ErrorKind.PEER_CLOSED, f"The server aborted the TLS handshake with the alert {reason}."
@@ -212,6 +237,135 @@ def classify_handshake(failure: HandshakeFailure, attempt: TlsAttempt) -> ErrorI
         return ErrorInfo.of(ErrorKind.PEER_CLOSED, f"The TLS handshake failed: {failure.text}.")
     if failure.os_error:
         return peer_closed(after_handshake=attempt.after_handshake)
+    return None
+
+
+def protocol_version_error(reason: str, attempt: TlsAttempt) -> ErrorInfo:
+    if attempt.tls_max:
+        hint = "Raise --tls-max (or lower --tls-min), or enable the version on the broker."
+    elif attempt.tls_min:
+        hint = "Lower --tls-min, or enable the version on the broker."
+    else:
+        hint = "Enable TLS 1.2 or 1.3 on the broker: older versions are insecure."
+    return ErrorInfo.of(
+        ErrorKind.PROTOCOL_VERSION,
+        "The server and this client share no TLS version: the client offered "
+        f"{offered_versions(attempt)} (OpenSSL: {reason}).",
+        hint,
+    )
+
+
+def negotiation_error(reason: str, failure: HandshakeFailure, attempt: TlsAttempt) -> ErrorInfo:
+    """A server that would not complete the handshake: which of the client's offers it lacked.
+
+    | CertificateRequest seen | server key usable | kind                            |
+    | yes                     | -                 | client_cert_required / rejected |
+    | no or unknown           | no                | unsupported_server_key          |
+    | unknown (no trace)      | yes or unknown    | client_cert_required (*)        |
+    | no                      | yes or unknown    | no_shared_cipher                |
+
+    (*) when the client sent no certificate: the TLS 1.2 reading of the alert; with a
+    certificate sent, no_shared_cipher.
+    """
+    requested = failure.server_requested_certificate
+    if requested:
+        return client_cert_error(reason, attempt)
+    key = failure.server_key
+    problem = server_key_problem(key, attempt) if key is not None else None
+    if key is not None and problem is not None:
+        return ErrorInfo.of(
+            ErrorKind.UNSUPPORTED_SERVER_KEY,
+            f"The server refused the handshake ({_alert_name(reason)}): its certificate has a "
+            f"{key} key, which this client cannot use: {problem}.",
+        )
+    if requested is None and attempt.client_subject is None:
+        # In TLS 1.2 an OpenSSL server that requires a certificate and gets none
+        # answers with a plain handshake_failure alert.
+        return client_cert_error(reason, attempt)
+    said = f"The server refused the handshake ({_alert_name(reason)})"
+    why = "it shares no cipher suite, group or signature algorithm with what this client offered"
+    facts = [f"the client offered {offered_versions(attempt)}"]
+    if attempt.ciphers:
+        facts.append(f"TLS 1.2 suites {attempt.ciphers!r}")
+    if requested is False:
+        facts.append("the server did not ask for a client certificate")
+    if key is not None:
+        facts.append(f"its certificate's key ({key}) is one this client can use")
+    hint = None
+    if attempt.ciphers or attempt.tls_max:
+        hint = (
+            "The broker accepts none of what --ciphers/--tls-max leave: list what it accepts "
+            "with probe tls HOST:PORT, then widen them."
+        )
+    return ErrorInfo.of(ErrorKind.NO_SHARED_CIPHER, f"{said}: {why} ({'; '.join(facts)}).", hint)
+
+
+def _alert_name(reason: str) -> str:
+    """``SSLV3_ALERT_HANDSHAKE_FAILURE`` -> ``handshake_failure alert``."""
+    for prefix in ("SSLV3_ALERT_", "TLSV1_ALERT_", "TLSV13_ALERT_"):
+        if reason.startswith(prefix):
+            return f"{reason.removeprefix(prefix).lower()} alert"
+    return reason
+
+
+def offered_versions(attempt: TlsAttempt) -> str:
+    """The TLS versions a client offered, in words: "TLS 1.2 or newer", "TLS 1.2 only"."""
+    low, high = attempt.tls_min or "1.2", attempt.tls_max
+    if high is None:
+        return f"TLS {low} or newer"
+    return f"TLS {low} only" if low == high else f"TLS {low} to {high}"
+
+
+# OpenSSL's security levels (SSL_CTX_set_security_level(3)): the smallest RSA or DSA key
+# and the smallest EC key, in bits, that a peer's certificate may have.
+SECURITY_LEVEL_BITS: dict[int, tuple[int, int]] = {
+    0: (0, 0),
+    1: (1024, 160),
+    2: (2048, 224),
+    3: (3072, 256),
+    4: (7680, 384),
+    5: (15360, 512),
+}
+# The EC groups OpenSSL 3.0's client offers by default (ssl/t1_lib.c,
+# supported_groups_default), when the trace did not show the ClientHello.
+DEFAULT_CLIENT_GROUPS = ("x25519", "secp256r1", "x448", "secp521r1", "secp384r1")
+
+
+def server_key_problem(key: ServerKey, attempt: TlsAttempt) -> str | None:
+    """Why this client cannot use a certificate with ``key``; None when it can (or may).
+
+    - DSA signs only in DHE-DSS suites, which Python's ``ssl`` leaves out (and TLS 1.3
+      has no DSA at all);
+    - an ECDSA certificate's curve must be among the client's supported_groups (RFC 8422
+      §5.1, TLS 1.2) and TLS 1.3 signs with P-256, P-384 and P-521 only (RFC 8446
+      §4.2.3): secp256k1 and brainpool certificates fail;
+    - RSA, DSA and EC keys below the security level's size (OpenSSL 3: level 2 wants
+      RSA 2048; an RSA-512 key cannot even sign TLS 1.3's RSA-PSS).
+    """
+    level = max(0, min(attempt.security_level, max(SECURITY_LEVEL_BITS)))
+    rsa_bits, ec_bits = SECURITY_LEVEL_BITS[level]
+    if key.algorithm == "DSA" and not attempt.dsa_suites:
+        return (
+            "DSA needs a DHE-DSS cipher suite, which this client does not offer (Python's ssl "
+            "leaves them out, and TLS 1.3 has no DSA at all)"
+        )
+    if key.algorithm in ("RSA", "DSA") and key.bits is not None and key.bits < rsa_bits:
+        return (
+            f"{key.bits} bits is below the {rsa_bits} bits that OpenSSL's security level "
+            f"{level} requires of {key.algorithm} keys"
+        )
+    if key.algorithm == "EC":
+        groups = attempt.offered_groups or DEFAULT_CLIENT_GROUPS
+        if key.curve is not None and key.curve not in groups:
+            return (
+                f"the curve {key.curve} is not among the groups this client offers "
+                f"({', '.join(groups)}), and TLS 1.3 signs only with P-256, P-384 and P-521"
+            )
+        if key.bits is not None and key.bits < ec_bits:
+            return (
+                f"{key.bits} bits is below the {ec_bits} bits that OpenSSL's security level "
+                f"{level} requires of EC keys"
+            )
     return None
 
 

@@ -205,6 +205,12 @@ CIPHER_SUITE_NAMES: Final[dict[int, str]] = {
     0x002F: "TLS_RSA_WITH_AES_128_CBC_SHA",
     0x0035: "TLS_RSA_WITH_AES_256_CBC_SHA",
     0x000A: "TLS_RSA_WITH_3DES_EDE_CBC_SHA",
+    0x00A2: "TLS_DHE_DSS_WITH_AES_128_GCM_SHA256",
+    0x00A3: "TLS_DHE_DSS_WITH_AES_256_GCM_SHA384",
+    0x0040: "TLS_DHE_DSS_WITH_AES_128_CBC_SHA256",
+    0x006A: "TLS_DHE_DSS_WITH_AES_256_CBC_SHA256",
+    0x0032: "TLS_DHE_DSS_WITH_AES_128_CBC_SHA",
+    0x0038: "TLS_DHE_DSS_WITH_AES_256_CBC_SHA",
     0x00FF: "TLS_EMPTY_RENEGOTIATION_INFO_SCSV",
     0x5600: "TLS_FALLBACK_SCSV",
 }
@@ -240,6 +246,8 @@ SIGNATURE_SCHEMES: Final[dict[int, str]] = {
     0x081B: "ecdsa_brainpoolP384r1tls13_sha384",
     0x081C: "ecdsa_brainpoolP512r1tls13_sha512",
 }
+
+_SUITE_CODES: Final[dict[str, int]] = {name: code for code, name in CIPHER_SUITE_NAMES.items()}
 
 EXTENSION_NAMES: Final[dict[int, str]] = {
     # IANA TLS ExtensionType values (RFC 8446 §4.2 and the RFCs it lists).
@@ -461,6 +469,16 @@ def group_name(code: int) -> str:
 
 def cipher_suite_name(code: int) -> str:
     return _named(CIPHER_SUITE_NAMES, code)
+
+
+def cipher_suite_code(name: str) -> int | None:
+    """The code point of a name ``cipher_suite_name`` gave (an IANA name or ``0x....``)."""
+    if name.startswith("0x"):
+        try:
+            return int(name, 16)
+        except ValueError:
+            return None
+    return _SUITE_CODES.get(name)
 
 
 def signature_scheme_name(code: int) -> str:

@@ -22,6 +22,10 @@ Rule: the order of the checks decides the kind of a rejection
    b. the server sent only its leaf: ``incomplete_chain``;
    c. otherwise: ``unknown_ca``;
 5. nothing above applies: OpenSSL's verify code decides.
+
+Before all of these: OpenSSL's verify codes 66 and 67 (``X509_V_ERR_EE_KEY_TOO_SMALL``,
+``X509_V_ERR_CA_KEY_TOO_SMALL``) say the chain is otherwise acceptable but a key is
+below the client's security level: ``unsupported_server_key``, reported in this stage.
 """
 
 from __future__ import annotations
@@ -43,13 +47,14 @@ from mqtt_tls_probe.core.certinfo import (
     is_quickstart_ca,
     is_self_signed,
     iso,
+    key_description,
     name_of,
     signed_by,
     subject_alt_names,
     subject_key_id,
 )
 from mqtt_tls_probe.core.classify import verify_code_kind
-from mqtt_tls_probe.errors import ErrorInfo, ErrorKind
+from mqtt_tls_probe.errors import ErrorInfo, ErrorKind, Stage
 from mqtt_tls_probe.model import Finding, FindingCode
 
 _MAX_PATH = 8
@@ -109,10 +114,33 @@ def explain_rejection(
     ``chain`` is what the server sent (it may be empty when it could not be
     read); ``verify_code``/``verify_message`` are OpenSSL's, used last.
     """
+    if verify_code in KEY_TOO_SMALL_CODES:
+        return _key_too_small(verify_code, verify_message, chain)
     found = find_problem(chain, anchors, server_name, now)
     if found is not None:
         return found
     return _from_openssl(verify_code, verify_message, chain, server_name)
+
+
+# OpenSSL checks key sizes against the security level while verifying (x509_vfy.c,
+# check_key_level): the end-entity's key (66) and a CA's key (67).
+KEY_TOO_SMALL_CODES = {66: 0, 67: 1}
+
+
+def _key_too_small(code: int, message: str | None, chain: Sequence[x509.Certificate]) -> ErrorInfo:
+    position = KEY_TOO_SMALL_CODES[code]
+    which = "server certificate" if position == 0 else "CA certificate"
+    key = ""
+    if len(chain) > position:
+        cert = chain[position]
+        key = f" {name_of(cert.subject)} has a {key_description(cert)} key:"
+    return ErrorInfo.of(
+        ErrorKind.UNSUPPORTED_SERVER_KEY,
+        f"The {which}{key} too weak for this client (OpenSSL: {message}, verify error {code}).",
+        "Have the broker use an ECDSA P-256/P-384 or RSA 2048+ certificate (the quickstart CA "
+        "issues P-256); a client at OpenSSL security level 2 refuses RSA keys below 2048 bits.",
+        stage=Stage.VERIFY,
+    )
 
 
 def find_problem(

@@ -9,16 +9,19 @@ socket and session a run opens, so each is closed whatever happens.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import socket
 import ssl
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 
 from mqtt_tls_probe.adapters import net, tls
 from mqtt_tls_probe.adapters.mqtt import MqttSession, default_topic, open_session, refusal
+from mqtt_tls_probe.adapters.tls_observer import HandshakeObserver
 from mqtt_tls_probe.adapters.trust import load_trust
 from mqtt_tls_probe.config import ProbeConfig
 from mqtt_tls_probe.core import certinfo, verify
@@ -39,6 +42,9 @@ from mqtt_tls_probe.model import (
     TrustInfo,
     TrustSource,
 )
+
+if TYPE_CHECKING:
+    from mqtt_tls_probe.core.tls_messages import TraceEvent
 
 # How long to wait after a TLS 1.3 handshake for the server's verdict on the
 # client, in round trips measured by the TCP connect, and its floor in seconds.
@@ -69,6 +75,8 @@ class _Probe:
         self.tls_socket: ssl.SSLSocket | None = None
         self.context: ssl.SSLContext | None = None
         self.rejection: tls.CertificateRejected | None = None
+        self.observer: HandshakeObserver | None = None
+        self.trace: tuple[TraceEvent, ...] | None = None  # --trace: the tls stage's messages
         self.tls_info: TlsInfo | None = None
         self.chain: list[x509.Certificate] = []
         self.mqtt_info: MqttInfo | None = None
@@ -118,12 +126,17 @@ class _Probe:
             self.bundle.location,
             certinfo.describe_all(self.bundle.certificates, self.now, as_trust_anchor=True),
         )
+        tls_info = self.tls_info
+        if c.trace and self.observer is not None and self.observer.available:
+            self.trace = tuple(self.observer.events())
+        if self.trace is not None:
+            tls_info = dataclasses.replace(tls_info or TlsInfo(None, None, None), trace=self.trace)
         return ProbeReport(
             target=Target(c.host, c.port, c.server_name),
             verified=not c.trust.insecure,
             trust=trust,
             stages=tuple(self.results),
-            tls=self.tls_info,
+            tls=tls_info,
             chain=certinfo.describe_all(self.chain, self.now),
             mqtt=self.mqtt_info,
             roundtrip=self.roundtrip_info,
@@ -171,18 +184,25 @@ class _Probe:
         verifying = not c.trust.insecure
         pem = certinfo.to_pem(self.bundle.certificates).decode("ascii")
         self.context = tls.build_context(pem or None, c.tls, verify=verifying)
+        self._watch_handshake(self.context)
+        observer = self.observer
         sock, self.tcp_socket = self.tcp_socket, None
         assert sock is not None  # noqa: S101 (narrowing)
         try:
-            self.tls_socket = tls.handshake(sock, self.context, c.tls, c.timeout)
+            self.tls_socket = tls.handshake(sock, self.context, c.tls, c.timeout, observer=observer)
         except tls.CertificateRejected as exc:
             self.rejection = exc
+            self._end_trace()
             return "handshake stopped at the server's certificate (see verify)"
         except ProbeError as exc:
+            self._end_trace()
             raise self._maybe_not_tls(exc) from exc
         self._own_socket(self.tls_socket)
         window = min(c.timeout, max(_VERDICT_FLOOR, _VERDICT_ROUND_TRIPS * self.tcp_seconds))
-        tls.await_server_verdict(self.tls_socket, c.tls, window)
+        try:
+            tls.await_server_verdict(self.tls_socket, c.tls, window, observer=observer)
+        finally:
+            self._end_trace()  # the trace ends with the tls stage: what it read is in
         self.tls_info = tls.session_info(self.tls_socket)
         detail = f"{self.tls_info.version} {self.tls_info.cipher}"
         if self.tls_info.alpn:
@@ -190,6 +210,35 @@ class _Probe:
         if c.tls.client:
             detail += f", client certificate {c.tls.client.subject}"
         return detail
+
+    def _watch_handshake(self, context: ssl.SSLContext) -> None:
+        """Record the handshake (classification reads it; --trace shows it)."""
+        c = self.config
+        self.observer = HandshakeObserver(
+            context, server_name=c.server_name, address=self.address, timeout=c.timeout
+        )
+        if c.trace and not self.observer.available:
+            self.warnings.append(
+                Finding(
+                    FindingCode.TRACE_UNAVAILABLE,
+                    "--trace: trace unavailable on this Python (ssl.SSLContext has no "
+                    "_msg_callback): the handshake's messages are not shown.",
+                )
+            )
+        if c.tls.keylog is not None:
+            self.warnings.append(
+                Finding(
+                    FindingCode.TLS_KEYLOG,
+                    f"The TLS secrets of this session are in {c.tls.keylog} (--tls-keylog): "
+                    "anyone with that file can decrypt the captured traffic, MQTT "
+                    "credentials and tokens included. Delete it after use.",
+                )
+            )
+        self.observer.begin()
+
+    def _end_trace(self) -> None:
+        assert self.observer is not None  # noqa: S101 (narrowing)
+        self.observer.stop()  # decoded for --trace when the report is made, off the clock
 
     def _maybe_not_tls(self, error: ProbeError) -> ProbeError:
         """A closed or non-TLS answer: look at what the port says in cleartext."""
@@ -208,9 +257,7 @@ class _Probe:
         c = self.config
         anchors = self.bundle.certificates
         if self.rejection is not None:
-            fetched = tls.fetch_chain(self.address, c.tls, c.timeout) if self.address else None
-            if fetched is not None:
-                self.chain, self.tls_info = fetched
+            self._read_rejected_chain()
             raise ProbeError.from_info(
                 verify.explain_rejection(
                     self.chain,
@@ -230,6 +277,27 @@ class _Probe:
         top = verify.build_path(self.chain, anchors).anchor if self.chain else None
         by = f", issued under {_cn(top)}" if top is not None and top is not leaf else ""
         return f"chain of {len(self.chain)} trusted for {c.server_name}{by}"
+
+    def _read_rejected_chain(self) -> None:
+        """The chain OpenSSL rejected: from the trace's Certificate message, else re-fetched.
+
+        The second, unverified handshake (``fetch_chain``) is the fallback for a Python
+        without the message callback, or a trace that lost the message.
+        """
+        c = self.config
+        sent = self.observer.server_chain() if self.observer is not None else []
+        if sent:
+            try:
+                self.chain = [x509.load_der_x509_certificate(der) for der in sent]
+            except ValueError:
+                self.chain = []
+            else:
+                assert self.observer is not None  # noqa: S101 (narrowing)
+                self.tls_info = self.observer.session_info()
+                return
+        fetched = tls.fetch_chain(self.address, c.tls, c.timeout) if self.address else None
+        if fetched is not None:
+            self.chain, self.tls_info = fetched
 
     def _unverified_detail(self) -> str:
         """Under --insecure: what verification would have said, as a warning."""

@@ -1,7 +1,12 @@
-"""``probe inspect``: certificates from a file, or the chain a server sends."""
+"""``probe inspect``: certificates from a file, or the chain a server sends.
+
+With ``trace`` (``--trace``), the report's ``tls`` also holds the handshake's messages,
+whether the handshake succeeded or not.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -9,16 +14,22 @@ from pathlib import Path
 from cryptography import x509
 
 from mqtt_tls_probe.adapters import net, tls
+from mqtt_tls_probe.adapters.tls_observer import HandshakeObserver
 from mqtt_tls_probe.adapters.trust import read_certificate_file
 from mqtt_tls_probe.config import TlsOptions, check_server_name, parse_target
 from mqtt_tls_probe.core.certinfo import describe_all, describe_content, parse_certificates
 from mqtt_tls_probe.core.verify import hostname_error, name_matches
 from mqtt_tls_probe.errors import ErrorKind, ProbeError
-from mqtt_tls_probe.model import Finding, FindingCode, InspectionReport
+from mqtt_tls_probe.model import Finding, FindingCode, InspectionReport, TlsInfo
 
 
 def inspect_source(
-    source: str, server_name: str | None, timeout: float, now: datetime | None = None
+    source: str,
+    server_name: str | None,
+    timeout: float,
+    now: datetime | None = None,
+    *,
+    trace: bool = False,
 ) -> InspectionReport:
     """Describe a certificate file, or the chain ``host:port`` sends (read, not trusted).
 
@@ -33,15 +44,32 @@ def inspect_source(
     if server_name is not None:
         server_name = check_server_name(server_name)
     origin = "file" if _is_file_source(source) else "server"
+    watch = _Watch(trace)
     try:
         if origin == "file":
             data = read_certificate_file(Path(source), "The file", timeout)
             return InspectionReport(
                 source, origin, describe_all(_certificates(data, source), moment)
             )
-        return _inspect_server(source, server_name, timeout, moment)
+        return _inspect_server(source, server_name, timeout, moment, watch)
     except ProbeError as error:
-        return InspectionReport(source, origin, (), error=error.info)
+        return InspectionReport(source, origin, (), tls=watch.tls_info(None), error=error.info)
+
+
+class _Watch:
+    """The handshake's observer, kept for a trace that must outlive a failure."""
+
+    def __init__(self, trace: bool) -> None:
+        self.trace = trace
+        self.observer: HandshakeObserver | None = None
+
+    def tls_info(self, info: TlsInfo | None) -> TlsInfo | None:
+        """``info`` with the trace when one was asked for (and could be recorded)."""
+        if not self.trace or self.observer is None or not self.observer.available:
+            return info
+        self.observer.stop()
+        events = tuple(self.observer.events())
+        return dataclasses.replace(info or TlsInfo(None, None, None), trace=events)
 
 
 _CERTIFICATE_SUFFIXES = (".pem", ".crt", ".der", ".cer")
@@ -73,19 +101,25 @@ def _certificates(data: bytes, source: str) -> list[x509.Certificate]:
 
 
 def _inspect_server(
-    source: str, server_name: str | None, timeout: float, now: datetime
+    source: str, server_name: str | None, timeout: float, now: datetime, watch: _Watch
 ) -> InspectionReport:
     host, port = parse_target(source, None)
     name = server_name or host.removesuffix(".")
     options = TlsOptions(server_name=name)
     addresses = net.resolve(host, port, timeout)
-    sock, _ = net.connect(addresses, timeout)
+    sock, address = net.connect(addresses, timeout)
     context = tls.build_context(None, options, verify=False)
-    with tls.handshake(sock, context, options, timeout) as connection:
-        chain = tls.peer_chain(connection)
-        info = tls.session_info(connection)
+    watch.observer = HandshakeObserver(context, server_name=name, address=address, timeout=timeout)
     findings: tuple[Finding, ...] = ()
+    if watch.trace and not watch.observer.available:
+        unavailable = "--trace: trace unavailable on this Python (no SSLContext._msg_callback)."
+        findings = (Finding(FindingCode.TRACE_UNAVAILABLE, unavailable),)
+    watch.observer.begin()
+    with tls.handshake(sock, context, options, timeout, observer=watch.observer) as connection:
+        chain = tls.peer_chain(connection)
+        info = watch.tls_info(tls.session_info(connection))
+    watch.observer.stop()
     if chain and not name_matches(chain[0], name):
         mismatch = hostname_error(chain[0], name).message
-        findings = (Finding(FindingCode.HOSTNAME_MISMATCH, mismatch),)
+        findings = (*findings, Finding(FindingCode.HOSTNAME_MISMATCH, mismatch))
     return InspectionReport(source, "server", describe_all(chain, now), info, findings)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict
 from typing import Any
 
 from mqtt_tls_probe.core.certinfo import iso
@@ -24,6 +23,8 @@ from mqtt_tls_probe.model import (
     MqttInfo,
     ProbeReport,
     Report,
+    TlsInfo,
+    TlsScanReport,
 )
 
 
@@ -64,7 +65,7 @@ def report_json(report: ProbeReport) -> dict[str, Any]:
             }
             for s in report.stages
         ],
-        "tls": asdict(report.tls) if report.tls else None,
+        "tls": tls_json(report.tls),
         "chain": [cert_json(c) for c in report.chain],
         "mqtt": mqtt_json(report.mqtt) if report.mqtt else None,
         "roundtrip": _roundtrip_json(report),
@@ -72,6 +73,16 @@ def report_json(report: ProbeReport) -> dict[str, Any]:
         "warnings": findings_json(report.warnings),
         "exit_code": report.exit_code,
     }
+
+
+def tls_json(info: TlsInfo | None) -> dict[str, Any] | None:
+    """The contract's three keys; ``trace`` only when --trace asked for it."""
+    if info is None:
+        return None
+    document: dict[str, Any] = {"version": info.version, "cipher": info.cipher, "alpn": info.alpn}
+    if info.trace is not None:
+        document["trace"] = [event.to_json() for event in info.trace]
+    return document
 
 
 def cert_json(cert: CertInfo) -> dict[str, Any]:
@@ -179,7 +190,7 @@ def inspection_json(report: InspectionReport) -> dict[str, Any]:
         "ok": report.error is None,
         "source": report.source,
         "origin": report.origin,
-        "tls": asdict(report.tls) if report.tls else None,
+        "tls": tls_json(report.tls),
         "certificates": [cert_json(c) for c in report.certificates],
         "warnings": findings_json(report.findings),
         "error": error_json(report.error),
@@ -212,7 +223,14 @@ def certs_init_json(report: CertsInitReport) -> dict[str, Any]:
     }
 
 
+def _tls_scan_json(report: TlsScanReport) -> dict[str, Any]:
+    from mqtt_tls_probe.output.tls_scan import render_json
+
+    return render_json(report)
+
+
 _DOCUMENTS: dict[type, Callable[[Any], dict[str, Any]]] = {
+    TlsScanReport: _tls_scan_json,
     ProbeReport: report_json,
     BundleReport: bundle_json,
     InspectionReport: inspection_json,

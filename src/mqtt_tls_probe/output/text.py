@@ -23,6 +23,7 @@ from mqtt_tls_probe.model import (
     ProbeReport,
     Report,
     StageResult,
+    TlsScanReport,
 )
 from mqtt_tls_probe.output.escape import escape_controls
 
@@ -41,6 +42,10 @@ def render(report: Report, *, verbose: bool = False) -> str:
         lines = render_inspection(report)
     elif isinstance(report, ClusterReport):
         lines = render_cluster(report)
+    elif isinstance(report, TlsScanReport):
+        from mqtt_tls_probe.output.tls_scan import render_text
+
+        lines = render_text(report, verbose=verbose)
     else:
         lines = render_certs_init(report)
     return "\n".join(escape_controls(line) for line in lines) + "\n"
@@ -53,7 +58,12 @@ def render_report(report: ProbeReport, *, verbose: bool = False) -> list[str]:
     if t.server_name != t.host:
         head += f" (verifying the name {t.server_name})"
     lines = [head]
-    lines += [_stage_line(s, report) for s in report.stages]
+    for stage in report.stages:
+        lines.append(_stage_line(stage, report))
+        if stage.name is Stage.TLS and report.tls is not None and report.tls.trace is not None:
+            from mqtt_tls_probe.output.trace_text import trace_lines
+
+            lines += trace_lines(report.tls.trace)
     for warning in report.warnings:
         lines.append(f"warning: {warning.message}")
     if verbose:
@@ -140,12 +150,18 @@ def render_bundle(report: BundleReport) -> list[str]:
 
 
 def render_inspection(report: InspectionReport) -> list[str]:
+    from mqtt_tls_probe.output.trace_text import trace_lines
+
+    traced = report.tls.trace if report.tls is not None else None
     if report.error is not None:
-        return _failure_lines(report.error)
+        trace = ["handshake:", *trace_lines(traced)] if traced is not None else []
+        return [*trace, *_failure_lines(report.error)]
     what = "chain sent by" if report.origin == "server" else "certificates in"
     lines = [f"{what} {report.source} (not verified):"]
     if report.tls is not None:
         lines.append(f"  {report.tls.version} {report.tls.cipher}")
+        if traced is not None:
+            lines += trace_lines(traced)
     for index, cert in enumerate(report.certificates):
         lines += certificate_lines(cert, index)
     lines += [f"warning: {f.message}" for f in report.findings]
