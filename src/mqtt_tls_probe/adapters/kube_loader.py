@@ -7,18 +7,19 @@ official loader's job; this module bounds it and turns what goes wrong into
 - the loader runs in a worker thread, abandoned at the deadline (plus
   ``GRACE``): nothing it waits for (an OIDC refresh, a token file) can hold
   the stage longer;
-- an exec credential plugin runs in its own process group, may print at most
-  ``MAX_PLUGIN_OUTPUT`` bytes, and is killed with its children at the
-  deadline. The client's ``ExecProvider.run`` calls ``communicate()`` with no
-  timeout (an interactive login plugin waiting for a person would hang the
-  probe forever) and keeps all the output:
-  https://github.com/kubernetes-client/python/blob/v37.0.2/kubernetes/base/config/exec_provider.py#L91-L100
+- an exec credential plugin runs in its own process group (so it cannot
+  read from the terminal: a login that needs typing is done once with
+  kubectl), may print at most ``MAX_PLUGIN_OUTPUT`` bytes, and is killed
+  with its children at the deadline. The client's ``ExecProvider.run`` calls
+  ``communicate()`` with no timeout (an interactive login plugin waiting for
+  a person would hang the probe forever) and keeps all the output:
+  https://github.com/kubernetes-client/python/blob/v37.0.2/kubernetes/base/config/exec_provider.py#L91-L101
   so ``exec_provider.subprocess`` (and ``kube_config.subprocess``, for the
   gcp ``cmd-path``) is pointed at a ``Popen`` whose ``communicate`` is
   bounded while a load runs here, and is the stock one otherwise;
 - the loader reports a failing plugin through the root logger and carries on
   without credentials:
-  https://github.com/kubernetes-client/python/blob/v37.0.2/kubernetes/base/config/kube_config.py#L446-L474
+  https://github.com/kubernetes-client/python/blob/v37.0.2/kubernetes/base/config/kube_config.py#L439-L474
   and the root logger's first use prints ``ERROR:root:...`` on the user's
   terminal. ``kube_config.logging`` is pointed at a logger of ours that
   hands those records to the load running in the same thread, which then
@@ -201,8 +202,16 @@ class _ToTheLoad(logging.Handler):
             logging.getLogger("kubernetes.config").handle(record)
 
 
+_PATCHING = threading.Lock()
+
+
 def _patch_loader(modules: ClientModules) -> None:
     """Point the loader's ``subprocess`` and ``logging`` names at the bounded ones (once)."""
+    with _PATCHING:
+        _patch_loader_names(modules)
+
+
+def _patch_loader_names(modules: ClientModules) -> None:
     logger = logging.getLogger(_LOG)
     if not logger.handlers:
         logger.addHandler(_ToTheLoad())

@@ -36,6 +36,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -55,13 +56,17 @@ class ClientModules:
     rest: ModuleType
 
 
+_IMPORTING = threading.Lock()  # one thread at a time edits sys.modules here
+
+
 def client_modules() -> ClientModules:
     """The loader, ``Configuration`` and ``rest`` modules of the official client."""
-    _defer_package_init("kubernetes")
-    _defer_package_init("kubernetes.utils")
-    if "kubernetes.config.kube_config" not in sys.modules:
-        with _on_demand_imports():
-            importlib.import_module("kubernetes.config.kube_config")
+    with _IMPORTING:
+        _defer_package_init("kubernetes")
+        _defer_package_init("kubernetes.utils")
+        if "kubernetes.config.kube_config" not in sys.modules:
+            with _on_demand_imports():
+                importlib.import_module("kubernetes.config.kube_config")
     modules = sys.modules
     return ClientModules(
         kube_config=modules["kubernetes.config.kube_config"],
