@@ -30,10 +30,12 @@ class Request:
 
 @dataclass
 class FakeApiServer:
-    """Objects by API path; ``forbidden`` paths answer 403; the rest 404."""
+    """Objects by API path; ``raw`` paths answer 200 with those bytes as they are (wrong
+    shapes, not JSON); ``forbidden`` paths answer 403; the rest 404."""
 
     directory: Path
     objects: dict[str, dict[str, Any]] = field(default_factory=dict)
+    raw: dict[str, bytes] = field(default_factory=dict)
     forbidden: set[str] = field(default_factory=set)
     requests: list[Request] = field(default_factory=list)
     identity: str = "system:serviceaccount:azure-iot-operations:probe"
@@ -70,6 +72,11 @@ class FakeApiServer:
     @property
     def url(self) -> str:
         return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def certificate_files(self) -> tuple[Path, Path]:
+        """The server's certificate chain and key, for another server posing as this one."""
+        return self.directory / "apiserver.crt", self.directory / "apiserver.key"
 
     # --- objects ------------------------------------------------------------------
 
@@ -146,8 +153,12 @@ class FakeApiServer:
         contexts: dict[str, str] | None = None,
         ca_pem: bytes | None = None,
         server: str | None = None,
+        user: dict[str, Any] | None = None,
     ) -> Path:
-        """A kubeconfig (JSON is YAML) whose contexts map to tokens; "aio" uses the good one."""
+        """A kubeconfig (JSON is YAML) whose contexts map to tokens; "aio" uses the good one.
+
+        ``user`` replaces every context's user entry (an ``exec`` plugin, a ``tokenFile``).
+        """
         contexts = contexts if contexts is not None else {"aio": TOKEN}
         ca_data = base64.b64encode(ca_pem or self.ca.cert_pem()).decode()
         document: dict[str, Any] = {
@@ -162,7 +173,10 @@ class FakeApiServer:
                     },
                 }
             ],
-            "users": [{"name": f"user-{n}", "user": {"token": t}} for n, t in contexts.items()],
+            "users": [
+                {"name": f"user-{n}", "user": user if user is not None else {"token": t}}
+                for n, t in contexts.items()
+            ],
             "contexts": [
                 {"name": n, "context": {"cluster": "fake", "user": f"user-{n}"}} for n in contexts
             ],
@@ -261,6 +275,8 @@ def _handler(api: FakeApiServer) -> type[BaseHTTPRequestHandler]:
             path = self.path.split("?")[0]
             if path in _DISCOVERY:  # what kubectl reads before any GET
                 return 200, json.dumps(_DISCOVERY[path]).encode()
+            if self.path in api.raw:
+                return 200, api.raw[self.path]
             resource, name, namespace = _parse(self.path)
             if self.path in api.forbidden:
                 message = (

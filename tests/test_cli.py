@@ -115,5 +115,6 @@ def test_connect_imports_neither_the_kubernetes_client_nor_amqtt(
         _heavy_modules("connect", harness.address, "--ca-file", str(pki.ca_cert), "-o", "json")
         == "[]"
     )
-    # The twin: reading the cluster does load the client (and fails here: no kubeconfig).
-    assert "kubernetes" in _heavy_modules("bundle")
+    # The twin: reading the cluster does load its adapter (and fails here, before the
+    # client itself: no kubeconfig; tests/test_cluster_imports.py covers a full read).
+    assert "yaml" in _heavy_modules("bundle")

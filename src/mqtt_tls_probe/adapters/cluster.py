@@ -1,39 +1,33 @@
-"""Reads from the cluster with the official Kubernetes client.
+"""Reads from the cluster with the official Kubernetes client's loader and ``rest`` layer.
 
-Two facts about the client shape this module:
-- ``import kubernetes`` runs a package ``__init__`` that imports every
-  subpackage (dynamic, watch, stream, leaderelection, informer...), and its
-  typed API classes import a pydantic model for every resource of their group
-  (``CoreV1Api`` alone: about 0.7 s). The probe needs the kubeconfig loader
-  and ``ApiClient``, so ``_client_modules`` loads those modules only, and GETs
-  go through ``ApiClient.param_serialize``/``call_api`` with the JSON parsed
-  here. Only commands that read the cluster import this module.
-- Kubeconfig resolution follows kubectl: ``--kubeconfig``, else every path
-  of ``$KUBECONFIG`` (the first file naming a current-context wins), else
-  ``~/.kube/config``, else the in-cluster service account.
+Rule: the cluster is hostile input like any other. The kubeconfig is checked
+before the loader reads it (``kubeconfig_files``), the loader runs within the
+deadline (``kube_loader``), each GET ends by its deadline with a capped body
+(``kube_http``), and whatever JSON comes back is handed on as data whose shape
+the reader checks (``core.trust_bundle``, ``orchestrators.cluster_checks``).
+Strings from the cluster reach messages clipped to ``MESSAGE_LIMIT``
+characters, never escaped here (the renderers escape).
 
-Every request is bounded by the caller's timeout and never retried.
+Nothing here imports ``ApiClient``, its models or the OAuth stack
+(``kube_modules`` says how); only commands that read the cluster import this
+module. A request is never retried.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
-import sys
+import time
 from dataclasses import dataclass
-from pathlib import Path
-from types import ModuleType
 from typing import Any
+from urllib.parse import quote, unquote
 
+from mqtt_tls_probe.adapters.kube_http import ApiTransport, parse_json
+from mqtt_tls_probe.adapters.kube_loader import load_cluster
 from mqtt_tls_probe.config import ClusterOptions
-from mqtt_tls_probe.core.trust_bundle import bundle_from_configmap
+from mqtt_tls_probe.core.trust_bundle import bundle_from_configmap, clip
 from mqtt_tls_probe.errors import ErrorKind, ProbeError
 from mqtt_tls_probe.model import TrustBundle
 
-SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
-# Tests (and unusual pods) point the in-cluster path elsewhere with this.
-SERVICE_ACCOUNT_DIR_ENV = "PROBE_SERVICE_ACCOUNT_DIR"
 METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 
 
@@ -50,211 +44,59 @@ class ApiError(Exception):
         return f"{self.status} {self.reason}: {self.message}"
 
 
-def _client_modules() -> tuple[ModuleType, ModuleType, ModuleType]:
-    """kube_config, incluster_config and api_client, without the rest of the package."""
-    if "kubernetes" not in sys.modules:
-        spec = importlib.util.find_spec("kubernetes")
-        if spec is None:  # pragma: no cover (a declared dependency)
-            raise ModuleNotFoundError("kubernetes")
-        # An empty package object with the real search path: submodules load
-        # normally, the package __init__ (and its imports) does not run.
-        sys.modules["kubernetes"] = importlib.util.module_from_spec(spec)
-    from kubernetes.client import api_client
-    from kubernetes.config import incluster_config, kube_config
-
-    return kube_config, incluster_config, api_client
-
-
 class ClusterClient:
-    """An authenticated client for one cluster, chosen the way kubectl chooses."""
+    """An authenticated client for one cluster, chosen the way kubectl chooses.
 
-    def __init__(self, options: ClusterOptions, timeout: float) -> None:
+    Each GET gets ``timeout`` seconds; with ``one_deadline`` the load and every
+    GET share one deadline instead, ``timeout`` seconds from the start (a stage).
+    """
+
+    def __init__(
+        self, options: ClusterOptions, timeout: float, *, one_deadline: bool = False
+    ) -> None:
         self.timeout = timeout
-        self.options = options
-        self.origin = ""  # where the credentials came from, for messages
-        self._api = self._connect(options)
-
-    # --- kubeconfig ------------------------------------------------------------
-
-    def _connect(self, options: ClusterOptions) -> Any:
-        kube_config, incluster_config, api_client = _client_modules()
-        from kubernetes.client.configuration import Configuration
-
-        # type.__call__ skips Configuration's copy of a process-wide default.
-        configuration = type.__call__(Configuration)
-        paths = _kubeconfig_paths(options.kubeconfig)
-        in_cluster = "KUBERNETES_SERVICE_HOST" in os.environ
-        if not paths and not in_cluster:
-            raise ProbeError(
-                ErrorKind.KUBECONFIG_INVALID,
-                "No kubeconfig was found ($KUBECONFIG unset or empty, no ~/.kube/config) "
-                "and this is not a pod.",
-                "Pass --kubeconfig PATH, or --ca-file with the CA instead of the cluster.",
-            )
+        self._deadline = time.monotonic() + timeout if one_deadline else None
+        loaded = load_cluster(options, timeout)
+        self.origin = loaded.origin
         try:
-            if paths:
-                context = options.context or _first_current_context(paths)
-                self._check_context(kube_config, paths, context)
-                kube_config.load_kube_config(
-                    config_file=os.pathsep.join(str(p) for p in paths),
-                    context=context,
-                    client_configuration=configuration,
-                    persist_config=False,
-                )
-                self.origin = f"context {context} of {', '.join(str(p) for p in paths)}"
-            else:
-                directory = Path(os.environ.get(SERVICE_ACCOUNT_DIR_ENV, SERVICE_ACCOUNT_DIR))
-                incluster_config.InClusterConfigLoader(
-                    token_filename=str(directory / "token"),
-                    cert_filename=str(directory / "ca.crt"),
-                ).load_and_set(configuration)
-                self.origin = f"the in-cluster service account ({directory})"
-        except ProbeError:
-            raise
-        except Exception as exc:  # ConfigException, yaml errors, bad base64...
+            self._transport = ApiTransport(loaded.configuration, loaded.headers)
+        except Exception as exc:  # a proxy scheme without its package, a bad setting
             raise ProbeError(
                 ErrorKind.KUBECONFIG_INVALID,
-                f"The cluster configuration cannot be used: {_one_line(exc)}.",
+                f"The connection settings of {self.origin} cannot be used: {clip(str(exc))}.",
             ) from exc
-        configuration.retries = 0  # one attempt: --timeout bounds the stage
-        return api_client.ApiClient(configuration=configuration)
 
-    @staticmethod
-    def _check_context(kube_config: ModuleType, paths: list[Path], context: str | None) -> None:
-        contexts, _ = kube_config.list_kube_config_contexts(os.pathsep.join(map(str, paths)))
-        names = [c["name"] for c in contexts or []]
-        if context is None:
-            raise ProbeError(
-                ErrorKind.KUBECONFIG_INVALID,
-                f"The kubeconfig sets no current context; it has: {', '.join(names) or 'none'}.",
-                "Choose one with --context NAME.",
-            )
-        if context not in names:
-            raise ProbeError(
-                ErrorKind.KUBECONFIG_INVALID,
-                f"The kubeconfig has no context {context!r}; it has: {', '.join(names) or 'none'}.",
-                "Pass one of those with --context, or fix --kubeconfig.",
-            )
-
-    # --- requests ----------------------------------------------------------------
-
-    def get(self, path: str, *, accept: str = "application/json") -> dict[str, Any]:
-        """GET ``path`` from the API server and return its JSON.
+    def get(self, path: str, *, accept: str = "application/json") -> Any:
+        """GET ``path`` from the API server and return its JSON value, whatever its shape.
 
         Raises:
             ApiError: the server answered with an error status.
-            ProbeError: ``cluster_unreachable`` (refused, timed out, TLS failure).
+            ProbeError: ``cluster_unreachable`` (refused, timed out, TLS, too large, not JSON).
         """
-        method, url, headers, _body, _post = self._api.param_serialize(
-            method="GET",
-            resource_path=path,
-            header_params={"Accept": accept},
-            auth_settings=["BearerToken"],
-        )
-        try:
-            response = self._api.call_api(
-                method, url, header_params=headers, _request_timeout=self.timeout
-            )
-            response.read()
-        except Exception as exc:  # urllib3 transport errors, ApiException(status=0) for TLS
-            raise self._unreachable(exc) from exc
-        text = response.data.decode("utf-8", "replace") if response.data else ""
-        if not 200 <= response.status < 300:
-            raise _api_error(response.status, text, path)
-        try:
-            document = json.loads(text)
-        except ValueError as exc:
-            raise ProbeError(
-                ErrorKind.CLUSTER_UNREACHABLE,
-                f"The API server answered {path} with something that is not JSON.",
-            ) from exc
-        if not isinstance(document, dict):
-            raise ProbeError(ErrorKind.CLUSTER_UNREACHABLE, f"Unexpected answer for {path}.")
-        return document
+        budget = self.timeout
+        if self._deadline is not None:
+            budget = self._deadline - time.monotonic()
+        answer = self._transport.get(path, accept, budget, self.timeout)
+        if not 200 <= answer.status < 300:
+            raise _api_error(answer.status, answer.body, path)
+        return parse_json(answer, path)
 
-    def _unreachable(self, exc: Exception) -> ProbeError:
-        import ssl
-
-        from urllib3 import exceptions
-
-        host = self._api.configuration.host
-        causes = _causes(exc)
-        cause = causes[-1]
-        if any(isinstance(c, exceptions.SSLError | ssl.SSLError) for c in causes):
-            return ProbeError(
-                ErrorKind.CLUSTER_UNREACHABLE,
-                f"The TLS connection to the API server {host} failed: {_one_line(cause)}.",
-                "The kubeconfig's certificate-authority-data does not match the API server, "
-                "or the server is not the one meant: check with kubectl cluster-info.",
-            )
-        if any(isinstance(c, exceptions.TimeoutError | TimeoutError) for c in causes):
-            return ProbeError(
-                ErrorKind.CLUSTER_UNREACHABLE,
-                f"The API server {host} did not answer within {self.timeout:g} s.",
-            )
-        return ProbeError(
-            ErrorKind.CLUSTER_UNREACHABLE,
-            f"The API server {host} cannot be reached: {_one_line(cause)}.",
-        )
+    def close(self) -> None:
+        self._transport.close()
 
 
-def _causes(exc: BaseException) -> list[BaseException]:
-    """``exc`` and what it wraps: urllib3's ``reason``, then Python's cause chain."""
-    chain: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in chain:
-        chain.append(current)
-        reason = getattr(current, "reason", None)
-        wrapped = reason if isinstance(reason, BaseException) else None
-        current = wrapped or current.__cause__ or current.__context__
-    return chain
-
-
-def _kubeconfig_paths(explicit: Path | None) -> list[Path]:
-    """The kubeconfig files kubectl would read, in its order; [] means in-cluster."""
-    if explicit is not None:
-        if not explicit.is_file():
-            raise ProbeError(
-                ErrorKind.KUBECONFIG_INVALID,
-                f"The kubeconfig {explicit} does not exist or is not a file.",
-                "Check --kubeconfig.",
-            )
-        return [explicit]
-    listed = os.environ.get("KUBECONFIG", "")
-    if listed:
-        return [
-            Path(p).expanduser()
-            for p in listed.split(os.pathsep)
-            if p and Path(p).expanduser().is_file()
-        ]
-    default = Path("~/.kube/config").expanduser()
-    return [default] if default.is_file() else []
-
-
-def _first_current_context(paths: list[Path]) -> str | None:
-    import yaml  # the kubeconfig loader has imported it already
-
-    for path in paths:
-        with path.open() as file:
-            document = yaml.safe_load(file) or {}
-        if isinstance(document, dict) and document.get("current-context"):
-            return str(document["current-context"])
-    return None
-
-
-def _api_error(status: int, text: str, path: str) -> ApiError:
+def _api_error(status: int, body: bytes, path: str) -> ApiError:
+    """The ``Status`` of an error answer; its reason and message clipped, whatever its shape."""
+    text = body[:4096].decode("utf-8", "replace")
     try:
-        body = json.loads(text)
-    except ValueError:
-        body = {}
-    if not isinstance(body, dict):
-        body = {}
-    reason, message = str(body.get("reason", "")), str(body.get("message", text[:200]))
-    return ApiError(status, reason, message, path)
-
-
-def _one_line(exc: object) -> str:
-    return " ".join(str(exc).split())[:300] or type(exc).__name__
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        document = None
+    if not isinstance(document, dict):
+        return ApiError(status, "", clip(text), path)
+    reason = document.get("reason", "")
+    message = document.get("message", text)
+    return ApiError(status, clip(str(reason), 100), clip(str(message)), path)
 
 
 def forbidden_error(error: ApiError, verb: str, resource: str, namespace: str) -> ProbeError:
@@ -279,13 +121,14 @@ def forbidden_error(error: ApiError, verb: str, resource: str, namespace: str) -
 
 
 def configmap_path(namespace: str, name: str) -> str:
-    return f"/api/v1/namespaces/{namespace}/configmaps/{name}"
+    # Quoted: a name never adds path segments of its own.
+    return f"/api/v1/namespaces/{quote(namespace, safe='')}/configmaps/{quote(name, safe='')}"
 
 
 @dataclass(frozen=True)
 class FoundConfigMap:
     name: str
-    document: dict[str, Any]
+    document: Any  # the API's JSON, shape unchecked
     note: str  # which of the default names was used, when not the first
 
 
@@ -321,16 +164,18 @@ def find_trust_configmap(client: ClusterClient, options: ClusterOptions) -> Foun
 
 
 def read_trust_bundle(options: ClusterOptions, timeout: float) -> TrustBundle:
-    """The CA certificates of the trust bundle ConfigMap.
+    """The CA certificates of the trust bundle ConfigMap, all within ``timeout`` seconds.
 
     Raises:
         ProbeError: a ``trust`` kind.
     """
-    client = ClusterClient(options, timeout)
+    client = ClusterClient(options, timeout, one_deadline=True)
     try:
         found = find_trust_configmap(client, options)
     except ApiError as error:
         raise configmap_failure(error, options.namespace) from error
+    finally:
+        client.close()
     return bundle_from_configmap(
         found.document, options.namespace, found.name, options.configmap_key, found.note
     )
@@ -340,7 +185,7 @@ def configmap_failure(error: ApiError, namespace: str) -> ProbeError:
     """What an API error on the trust bundle's ConfigMap means for the trust stage."""
     if error.status in (401, 403):
         return forbidden_error(error, "get", "configmaps", namespace)
-    name = error.path.rsplit("/", 1)[-1]
+    name = unquote(error.path.rsplit("/", 1)[-1])
     return ProbeError(
         ErrorKind.CLUSTER_UNREACHABLE,
         f"The API server failed to read the ConfigMap {namespace}/{name}: {error}.",

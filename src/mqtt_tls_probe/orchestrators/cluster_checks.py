@@ -2,7 +2,9 @@
 
 Rule: a check the identity may not run (403) is ``skipped`` with the reason,
 never a crash; the worst status decides the exit code. The CA's Secret is
-read as metadata only: its private key never leaves the cluster.
+read as metadata only: its private key never leaves the cluster. What the
+API server answers is untrusted: an object of the wrong shape makes its check
+``error``, saying which field holds what; its strings are clipped in messages.
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ from mqtt_tls_probe.adapters.cluster import (
 )
 from mqtt_tls_probe.config import ClusterOptions
 from mqtt_tls_probe.core.certinfo import days_left, is_quickstart_ca, iso, name_of
-from mqtt_tls_probe.core.trust_bundle import bundle_from_configmap
+from mqtt_tls_probe.core.trust_bundle import bundle_from_configmap, clip, json_type
 from mqtt_tls_probe.errors import ErrorKind, ProbeError
 from mqtt_tls_probe.model import Check, CheckStatus, ClusterReport, TrustBundle
+
+_LATER = ("ca-expiry", "quickstart-ca", "ca-secret", "issuer")  # the checks after trust-bundle
 
 
 def run_cluster_checks(
@@ -34,13 +38,20 @@ def run_cluster_checks(
 ) -> ClusterReport:
     moment = now or datetime.now(UTC)
     namespace = options.namespace
-    later = ("ca-expiry", "quickstart-ca", "ca-secret", "issuer")
     try:
         client = ClusterClient(options, timeout)
     except ProbeError as error:
         checks = [Check("trust-bundle", CheckStatus.ERROR, error.message, error.hint)]
-        checks += [_skipped(name, "the cluster cannot be reached") for name in later]
+        checks += [_skipped(name, "the cluster cannot be reached") for name in _LATER]
         return ClusterReport("", namespace, tuple(checks))
+    try:
+        return ClusterReport(client.origin, namespace, tuple(_run(client, options, moment)))
+    finally:
+        client.close()
+
+
+def _run(client: ClusterClient, options: ClusterOptions, moment: datetime) -> list[Check]:
+    namespace = options.namespace
     checks = []
     anchors: tuple[x509.Certificate, ...] | None = None
     try:
@@ -51,13 +62,13 @@ def run_cluster_checks(
         status = CheckStatus.SKIPPED if error.status == 403 else CheckStatus.ERROR
         checks.append(Check("trust-bundle", status, problem.message, problem.hint))
         if error.status != 403:  # 401, or a failing API server: nothing more can be read
-            checks += [_skipped(name, "the cluster cannot be reached") for name in later]
-            return ClusterReport(client.origin, namespace, tuple(checks))
+            checks += [_skipped(name, "the cluster cannot be reached") for name in _LATER]
+            return checks
     except ProbeError as error:
         checks.append(Check("trust-bundle", CheckStatus.ERROR, error.message, error.hint))
         if error.kind is ErrorKind.CLUSTER_UNREACHABLE:
-            checks += [_skipped(name, "the cluster cannot be reached") for name in later]
-            return ClusterReport(client.origin, namespace, tuple(checks))
+            checks += [_skipped(name, "the cluster cannot be reached") for name in _LATER]
+            return checks
     else:
         anchors = bundle.certificates
         plural = "s" if len(anchors) > 1 else ""
@@ -83,7 +94,7 @@ def run_cluster_checks(
             "issuer", lambda: _issuer_check(client, namespace), namespace, "issuers.cert-manager.io"
         )
     )
-    return ClusterReport(client.origin, namespace, tuple(checks))
+    return checks
 
 
 def _read_bundle(client: ClusterClient, options: ClusterOptions) -> TrustBundle:
@@ -112,6 +123,39 @@ def _guarded(name: str, check: Callable[[], Check], namespace: str, resource: st
         return Check(name, CheckStatus.ERROR, f"the API server answered {error}")
     except ProbeError as error:
         return Check(name, CheckStatus.ERROR, error.message, error.hint)
+    except WrongShape as wrong:
+        return Check(
+            name,
+            CheckStatus.ERROR,
+            f"the API server's answer has the wrong shape: {wrong}",
+            "Something other than the Kubernetes API answers, or the resource was written "
+            "by hand: look at it with kubectl get -o yaml.",
+        )
+
+
+class WrongShape(Exception):
+    """A field of the API's JSON holds another kind of value than Kubernetes writes there."""
+
+
+def _field_object(parent: dict[str, Any], field: str, where: str) -> dict[str, Any]:
+    """``parent[field]`` when an object; absent or null is empty; anything else is wrong."""
+    value = parent.get(field)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise WrongShape(f"{where}.{field} is {json_type(value)}, not an object")
+    return value
+
+
+def _document(value: object, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise WrongShape(f"the {what} is {json_type(value)}, not an object")
+    return value
+
+
+def _text(value: object) -> str:
+    """A string from the cluster, for a message: clipped, never escaped here."""
+    return clip(str(value))
 
 
 def _expiry_check(cert: x509.Certificate, now: datetime) -> Check:
@@ -210,10 +254,11 @@ def _secret_check(client: ClusterClient, namespace: str) -> Check:
             "Re-create the CA (reinstalling Azure IoT Operations does), or point the issuer "
             "at your own CA Secret.",
         )
-    index, metadata = found
+    index, answer = found
     layout = layouts[index]
-    created = (metadata.get("metadata") or {}).get("creationTimestamp")
-    since = f", created {created}" if created else ""
+    metadata = _field_object(_document(answer, "Secret's metadata"), "metadata", "Secret")
+    created = metadata.get("creationTimestamp")
+    since = f", created {_text(created)}" if created else ""
     release = f", {layout.release}" if index else ""
     return Check(
         "ca-secret",
@@ -235,22 +280,24 @@ def _issuer_check(client: ClusterClient, namespace: str) -> Check:
             f"ClusterIssuer {later.issuer_label} of later releases)",
             "Check that cert-manager runs and Azure IoT Operations is installed in this namespace.",
         )
-    index, issuer = found
+    index, answer = found
     layout = layouts[index]
+    issuer = _document(answer, layout.issuer_kind)
     what = f"the {layout.issuer_kind} {layout.issuer_label}"
     describe = f"kubectl describe {layout.issuer_kind.lower()} {layout.issuer_label.split('/')[-1]}"
     if layout.issuer_kind == "Issuer":
         describe += f" -n {namespace}"
-    secret_name = ((issuer.get("spec") or {}).get("ca") or {}).get("secretName")
+    spec = _field_object(issuer, "spec", layout.issuer_kind)
+    secret_name = _field_object(spec, "ca", f"{layout.issuer_kind}.spec").get("secretName")
     if secret_name != layout.secret_name:
         return Check(
             "issuer",
             CheckStatus.ERROR,
-            f"{what} signs with the Secret {secret_name!r}, not {layout.secret_name}",
+            f"{what} signs with the Secret {_text(repr(secret_name))}, not {layout.secret_name}",
             "The broker's certificates then come from another CA than the trust bundle's: "
             f"set spec.ca.secretName to {layout.secret_name}, or trust that CA.",
         )
-    ready = _condition(issuer, "Ready")
+    ready = _condition(issuer, "Ready", layout.issuer_kind)
     if ready is None:
         return Check(
             "issuer",
@@ -259,7 +306,7 @@ def _issuer_check(client: ClusterClient, namespace: str) -> Check:
             f"Check cert-manager's log and: {describe}",
         )
     if ready.get("status") != "True":
-        said = f"reason {ready.get('reason')}: {ready.get('message')}"
+        said = f"reason {_text(ready.get('reason'))}: {_text(ready.get('message'))}"
         return Check(
             "issuer",
             CheckStatus.ERROR,
@@ -270,12 +317,22 @@ def _issuer_check(client: ClusterClient, namespace: str) -> Check:
     return Check(
         "issuer",
         CheckStatus.OK,
-        f"{what} is Ready ({ready.get('reason')}), signing with {secret_name}{release}",
+        f"{what} is Ready ({_text(ready.get('reason'))}), signing with {secret_name}{release}",
     )
 
 
-def _condition(resource: dict[str, Any], kind: str) -> dict[str, Any] | None:
-    for condition in (resource.get("status") or {}).get("conditions") or []:
-        if isinstance(condition, dict) and condition.get("type") == kind:
+def _condition(resource: dict[str, Any], kind: str, where: str) -> dict[str, Any] | None:
+    """The condition of type ``kind`` in ``status.conditions``, every entry checked for shape."""
+    conditions = _field_object(resource, "status", where).get("conditions")
+    if conditions is None:
+        return None
+    if not isinstance(conditions, list):
+        raise WrongShape(f"{where}.status.conditions is {json_type(conditions)}, not a list")
+    for index, condition in enumerate(conditions):
+        if not isinstance(condition, dict):
+            raise WrongShape(
+                f"{where}.status.conditions[{index}] is {json_type(condition)}, not an object"
+            )
+        if condition.get("type") == kind:
             return condition
     return None
