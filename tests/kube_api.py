@@ -10,6 +10,7 @@ import base64
 import json
 import ssl
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -26,6 +27,24 @@ class Request:
     path: str
     accept: str
     authorized: bool
+    method: str = "GET"
+    body: bytes = b""
+    content_type: str = ""
+
+
+def jwt_token(audience: list[str], subject: str, expires_in: float = 600) -> str:
+    """A token shaped like a Kubernetes service account JWT (the signature is not checked)."""
+
+    def part(value: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+    claims = {
+        "aud": audience,
+        "exp": int(time.time() + expires_in),
+        "sub": subject,
+        "iss": "https://kubernetes.default.svc.cluster.local",
+    }
+    return f"{part({'alg': 'RS256', 'kid': 'k1'})}.{part(claims)}.c2lnbmF0dXJlLW5vdC1jaGVja2Vk"
 
 
 @dataclass
@@ -39,6 +58,8 @@ class FakeApiServer:
     forbidden: set[str] = field(default_factory=set)
     requests: list[Request] = field(default_factory=list)
     identity: str = "system:serviceaccount:azure-iot-operations:probe"
+    service_accounts: set[tuple[str, str]] = field(default_factory=set)  # (ns, name)
+    minted: list[str] = field(default_factory=list)  # the tokens the TokenRequest API issued
 
     def __post_init__(self) -> None:
         self.ca = create_root_ca("kubernetes-ca")
@@ -255,6 +276,66 @@ def _handler(api: FakeApiServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: object) -> None:
             del format, args  # quiet
+
+        def do_POST(self) -> None:
+            """The TokenRequest API: a JWT-shaped token with the audiences asked for."""
+            scheme, _, token = self.headers.get("Authorization", "").partition(" ")
+            authorized = scheme.lower() == "bearer" and token == TOKEN
+            length = int(self.headers.get("Content-Length", "0"))
+            body = self.rfile.read(min(length, 1 << 20))
+            content_type = self.headers.get("Content-Type", "")
+            api.requests.append(Request(self.path, "", authorized, "POST", body, content_type))
+            code, answer = self._token_answer(authorized, body, content_type)
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def _token_answer(
+            self, authorized: bool, body: bytes, content_type: str
+        ) -> tuple[int, bytes]:
+            if not authorized:
+                return 401, _status(401, "Unauthorized", "Unauthorized", None)
+            parts = self.path.strip("/").split("/")
+            if (
+                len(parts) != 7
+                or parts[:3] != ["api", "v1", "namespaces"]
+                or parts[4:] != ["serviceaccounts", parts[5], "token"]
+            ):
+                return 404, _status(404, "NotFound", "the server could not find it", None)
+            namespace, name = parts[3], parts[5]
+            if self.path in api.forbidden:
+                message = (
+                    f'serviceaccounts "{name}" is forbidden: User "{api.identity}" cannot '
+                    f'create resource "serviceaccounts/token" in API group "" in the '
+                    f'namespace "{namespace}"'
+                )
+                return 403, _status(403, "Forbidden", message, {"name": name})
+            if (namespace, name) not in api.service_accounts:
+                message = f'serviceaccounts "{name}" not found'
+                return 404, _status(404, "NotFound", message, {"name": name})
+            request = json.loads(body) if content_type == "application/json" else None
+            spec = request.get("spec") if isinstance(request, dict) else None
+            if (
+                not isinstance(spec, dict)
+                or not isinstance(request, dict)
+                or (request.get("kind") != "TokenRequest")
+            ):
+                return 400, _status(400, "BadRequest", "not a TokenRequest", None)
+            audiences = spec.get("audiences") or ["https://kubernetes.default.svc"]
+            seconds = spec.get("expirationSeconds", 3600)
+            subject = f"system:serviceaccount:{namespace}:{name}"
+            issued = jwt_token(audiences, subject, seconds)
+            api.minted.append(issued)
+            answer = {
+                "kind": "TokenRequest",
+                "apiVersion": "authentication.k8s.io/v1",
+                "metadata": {"name": name, "namespace": namespace},
+                "spec": spec,
+                "status": {"token": issued, "expirationTimestamp": "2026-11-29T23:59:00Z"},
+            }
+            return 201, json.dumps(answer).encode()
 
         def do_GET(self) -> None:
             scheme, _, token = self.headers.get("Authorization", "").partition(" ")

@@ -9,6 +9,7 @@ creating the ``--tls-keylog`` file (mode 0600), last, once every check has passe
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import math
 import os
@@ -51,6 +52,15 @@ class TlsOptions:
 
 
 @dataclass(frozen=True)
+class SatRequest:
+    """``--sat-serviceaccount [NS/]NAME``: a token to mint for this account and audience."""
+
+    namespace: str
+    name: str
+    audience: str = aio.SAT_AUDIENCE
+
+
+@dataclass(frozen=True)
 class MqttOptions:
     client_id: str
     version: str = "5"
@@ -58,6 +68,7 @@ class MqttOptions:
     password: bytes | None = field(default=None, repr=False)
     sat_token: bytes | None = field(default=None, repr=False)
     keepalive: int = 60
+    sat_request: SatRequest | None = None  # minted in the trust stage, then sat_token
 
 
 @dataclass(frozen=True)
@@ -123,6 +134,8 @@ class ConnectInputs:
     username: str | None = None
     password_file: Path | None = None
     sat_file: Path | None = None
+    sat_serviceaccount: str | None = None  # [NS/]NAME
+    sat_audience: str | None = None
     roundtrip: bool = False
     topic: str | None = None
     timeout: float = DEFAULT_TIMEOUT
@@ -143,6 +156,9 @@ def build_probe_config(
       from ``$PROBE_MQTT_PASSWORD``, read only with a user name: a variable left in a
       CI environment must not break runs that sign in some other way;
     - ``--sat-file`` needs MQTT 5; only a default version falls back to 3.1.1;
+    - ``--sat-serviceaccount [NS/]NAME`` (NS defaults to ``--namespace``) mints the
+      token instead of reading it: not with ``--sat-file``, not with MQTT 3.1.1;
+      ``--sat-audience`` (default ``aio-internal``) needs it;
     - the client id defaults to ``probe-`` and 8 random hex digits; ``""`` asks an
       MQTT 5 broker to assign one;
     - ``--topic`` implies ``--roundtrip``;
@@ -166,6 +182,7 @@ def build_probe_config(
         raise UsageError("--cert and --key go together: pass both, or neither")
     if inputs.sat_file is not None and inputs.mqtt_version == "3.1.1":
         raise UsageError("--sat-file needs MQTT 5: MQTT 3.1.1 cannot carry the token")
+    sat_request = _sat_request(inputs)
     if inputs.tls_min is not None and inputs.tls_min not in TLS_VERSIONS:
         raise UsageError(f"--tls-min must be one of {', '.join(TLS_VERSIONS)}")
     if inputs.tls_max is not None and inputs.tls_max not in TLS_VERSIONS:
@@ -180,7 +197,7 @@ def build_probe_config(
     client = None
     if inputs.cert is not None and inputs.key is not None:
         client = files.load_client_identity(inputs.cert, inputs.key, timeout)
-    mqtt = _mqtt_options(inputs, env, timeout)
+    mqtt = dataclasses.replace(_mqtt_options(inputs, env, timeout), sat_request=sat_request)
     roundtrip = inputs.roundtrip or inputs.topic is not None
     if inputs.topic is not None:
         _flag("--topic", names.mqtt_topic_name, inputs.topic)
@@ -240,6 +257,42 @@ def _mqtt_options(inputs: ConnectInputs, env: Mapping[str, str], timeout: float)
         username=inputs.username,
         password=password,
         sat_token=token,
+    )
+
+
+def _sat_request(inputs: ConnectInputs) -> SatRequest | None:
+    """``--sat-serviceaccount [NS/]NAME`` and ``--sat-audience``, checked."""
+    account = inputs.sat_serviceaccount
+    if account is None:
+        if inputs.sat_audience is not None:
+            raise UsageError("--sat-audience needs --sat-serviceaccount")
+        return None
+    if inputs.sat_file is not None:
+        raise UsageError("--sat-serviceaccount and --sat-file both give the token: pick one")
+    if inputs.mqtt_version == "3.1.1":
+        raise UsageError("--sat-serviceaccount needs MQTT 5: MQTT 3.1.1 cannot carry the token")
+    namespace, _, name = account.rpartition("/")
+    namespace = namespace or inputs.cluster.namespace
+    for value, what in ((namespace, "namespace"), (name, "service account name")):
+        if not _is_dns_name(value):
+            raise UsageError(
+                f"--sat-serviceaccount: {names.excerpt(value) or 'an empty'} {what} is not a "
+                "Kubernetes name (lowercase letters, digits, '-' and '.'): write [NAMESPACE/]NAME"
+            )
+    audience = aio.SAT_AUDIENCE if inputs.sat_audience is None else inputs.sat_audience
+    if not audience or not audience.isprintable() or len(audience) > 253:
+        raise UsageError("--sat-audience must be a non-empty printable string")
+    return SatRequest(namespace, name, audience)
+
+
+def _is_dns_name(value: str) -> bool:
+    """A Kubernetes object name (RFC 1123 subdomain): what a namespace or account name is."""
+    allowed = set("abcdefghijklmnopqrstuvwxyz0123456789-.")
+    return (
+        0 < len(value) <= 253
+        and set(value) <= allowed
+        and value[0].isalnum()
+        and value[-1].isalnum()
     )
 
 

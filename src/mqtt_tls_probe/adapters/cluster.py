@@ -81,6 +81,28 @@ class ClusterClient:
             raise _api_error(answer.status, answer.body, path)
         return parse_json(answer, path)
 
+    def post(self, path: str, document: Any) -> Any:
+        """POST ``document`` as JSON to ``path`` and return the answer's JSON value.
+
+        Raises:
+            ApiError: the server answered with an error status.
+            ProbeError: ``cluster_unreachable``.
+        """
+        body = json.dumps(document).encode()
+        answer = self._transport.post(path, body, self._budget(), self.timeout)
+        if not 200 <= answer.status < 300:
+            raise _api_error(answer.status, answer.body, path)
+        return parse_json(answer, path)
+
+    def _budget(self) -> float:
+        if self._deadline is not None:
+            return self._deadline - time.monotonic()
+        return self.timeout
+
+    @property
+    def transport(self) -> ApiTransport:
+        return self._transport
+
     def close(self) -> None:
         self._transport.close()
 

@@ -1,4 +1,6 @@
-"""GETs to the Kubernetes API, bounded in time and size, through the client's ``rest`` layer.
+"""Requests to the Kubernetes API, bounded in time and size, through the client's ``rest`` layer.
+
+GETs read objects; one POST creates a TokenRequest (``--sat-serviceaccount``).
 
 Rule: a request ends by its deadline, connect, TLS handshake, headers and body
 together, however slowly the server drips them; its body is read in chunks and
@@ -141,12 +143,37 @@ class ApiTransport:
         Raises:
             ProbeError: ``cluster_unreachable``.
         """
+        return self.request("GET", path, accept, budget, timeout)
+
+    def post(self, path: str, body: bytes, budget: float, timeout: float) -> Answer:
+        """POST the JSON ``body`` to ``path``, bounded as ``get``; never retried.
+
+        Raises:
+            ProbeError: ``cluster_unreachable``.
+        """
+        return self.request("POST", path, "application/json", budget, timeout, body=body)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        accept: str,
+        budget: float,
+        timeout: float,
+        *,
+        body: bytes | None = None,
+    ) -> Answer:
+        """One request within ``budget`` seconds, its answer's body capped at ``MAX_BODY``.
+
+        Raises:
+            ProbeError: ``cluster_unreachable``.
+        """
         if budget <= 0:
             raise self._timed_out(path, timeout)
         started = time.monotonic()
         with _Watchdog(budget) as watchdog:
             try:
-                return self._exchange(path, accept, budget)
+                return self._exchange(method, path, accept, budget, body)
             except ProbeError:
                 raise
             except Exception as exc:  # urllib3 and ssl errors, and the watchdog's shutdown
@@ -154,11 +181,17 @@ class ApiTransport:
                     raise self._timed_out(path, timeout) from exc
                 raise self._unreachable(exc) from exc
 
-    def _exchange(self, path: str, accept: str, timeout: float) -> Answer:
+    def _exchange(
+        self, method: str, path: str, accept: str, timeout: float, body: bytes | None
+    ) -> Answer:
+        headers = {**self._headers, "Accept": accept}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
         response = self._rest.pool_manager.request(
-            "GET",
+            method,
             self.host + path,
-            headers={**self._headers, "Accept": accept},
+            body=body,
+            headers=headers,
             timeout=urllib3.Timeout(connect=timeout, read=timeout),
             retries=False,
             redirect=False,

@@ -139,6 +139,24 @@ def connect(
             "AIO_SAT_FILE",
         ),
     ] = None,
+    sat_serviceaccount: Annotated[
+        str | None,
+        typer.Option(
+            "--sat-serviceaccount",
+            help="Mint a 10-minute K8S-SAT token for this service account ([NAMESPACE/]NAME, "
+            "namespace default --namespace) with the TokenRequest API; kept in memory only.",
+            show_default=False,
+            metavar="[NS/]NAME",
+        ),
+    ] = None,
+    sat_audience: Annotated[
+        str | None,
+        typer.Option(
+            "--sat-audience",
+            help="With --sat-serviceaccount: the token's audience [default: aio-internal].",
+            show_default=False,
+        ),
+    ] = None,
     roundtrip: Annotated[
         bool, typer.Option("--roundtrip", help="Subscribe, publish and receive one message.")
     ] = False,
@@ -199,6 +217,8 @@ def connect(
             username=username,
             password_file=password_file,
             sat_file=sat_file,
+            sat_serviceaccount=sat_serviceaccount,
+            sat_audience=sat_audience,
             roundtrip=roundtrip,
             topic=topic,
             timeout=timeout,

@@ -151,6 +151,22 @@ class _Probe:
     # --- stages ---------------------------------------------------------------
 
     def trust(self) -> str:
+        """The trust anchor; with ``--sat-serviceaccount``, the minted token too."""
+        detail = self._trust_anchor()
+        request = self.config.mqtt.sat_request
+        if request is not None:
+            from mqtt_tls_probe.adapters.token_request import EXPIRATION_SECONDS, mint_token
+
+            token = mint_token(self.config.trust.cluster, request, self.config.timeout)
+            mqtt = dataclasses.replace(self.config.mqtt, sat_token=token)
+            self.config = dataclasses.replace(self.config, mqtt=mqtt)
+            detail += (
+                f"; K8S-SAT minted for {request.namespace}/{request.name} "
+                f"(audience {request.audience}, {EXPIRATION_SECONDS} s)"
+            )
+        return detail
+
+    def _trust_anchor(self) -> str:
         self.bundle = load_trust(self.config.trust, self.config.timeout)
         certs = self.bundle.certificates
         if self.bundle.source is TrustSource.NONE:
