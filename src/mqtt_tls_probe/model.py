@@ -179,6 +179,29 @@ class RoundtripInfo:
 
 
 @dataclass(frozen=True)
+class ListenerInfo:
+    """The BrokerListener port a discovered target came from (``--discover``)."""
+
+    name: str
+    service: str
+    service_type: str
+    port: int
+    protocol: str
+    tls: bool
+    authentication: tuple[str, ...]
+    address_source: str  # cluster_dns | load_balancer | node_port | port_forward
+
+
+@dataclass(frozen=True)
+class ForwardInfo:
+    """The pod and port a built-in port-forward went through."""
+
+    namespace: str
+    pod: str
+    port: int
+
+
+@dataclass(frozen=True)
 class ProbeReport:
     """Everything ``probe connect`` found, in stage order."""
 
@@ -192,6 +215,8 @@ class ProbeReport:
     roundtrip: RoundtripInfo | None = None
     error: ErrorInfo | None = None
     warnings: tuple[Finding, ...] = ()
+    listener: ListenerInfo | None = None  # rendered only when set (--discover)
+    forward: ForwardInfo | None = None  # rendered only when set (--port-forward)
 
     @property
     def ok(self) -> bool:
@@ -278,6 +303,37 @@ class ClusterReport:
     @property
     def exit_code(self) -> int:
         return EXIT_OK if self.ok else EXIT_CODES[Stage.TRUST]
+
+
+@dataclass(frozen=True)
+class DiscoveredListener:
+    """One listener port ``--discover`` found: where it is dialled, or why it is not."""
+
+    listener: ListenerInfo
+    address: str  # host:port to dial ("127.0.0.1:PORT" stands for a port-forward)
+    server_name: str
+    audiences: tuple[str, ...]  # of its ServiceAccountToken method
+    credential: str | None  # what the port expects, and the flag that supplies it
+    problem: str | None  # set: not probed, for this reason
+
+
+@dataclass(frozen=True)
+class ListenersReport:
+    """``probe cluster --listeners``: the broker listeners' ports, as targets."""
+
+    origin: str
+    namespace: str
+    api_version: str  # the mqttbroker group version read (v1, or v1beta1)
+    listeners: tuple[DiscoveredListener, ...]
+    error: ErrorInfo | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def exit_code(self) -> int:
+        return _exit_code(self.error)
 
 
 @dataclass(frozen=True)
@@ -396,6 +452,7 @@ Report = (
     | BundleReport
     | InspectionReport
     | ClusterReport
+    | ListenersReport
     | CertsInitReport
     | DemoReport
     | TlsScanReport

@@ -20,6 +20,7 @@ from mqtt_tls_probe.model import (
     DemoReport,
     Finding,
     InspectionReport,
+    ListenersReport,
     MqttInfo,
     ProbeReport,
     Report,
@@ -42,6 +43,20 @@ def document(report: Report) -> dict[str, Any]:
 
 
 def report_json(report: ProbeReport) -> dict[str, Any]:
+    document = _report_document(report)
+    if report.listener is not None or report.forward is not None:
+        from mqtt_tls_probe.output.listeners import forward_json, listener_json
+
+        exit_code = document.pop("exit_code")  # stays last
+        if report.listener is not None:
+            document["listener"] = listener_json(report.listener)
+        if report.forward is not None:
+            document["forward"] = forward_json(report.forward)
+        document["exit_code"] = exit_code
+    return document
+
+
+def _report_document(report: ProbeReport) -> dict[str, Any]:
     return {
         "ok": report.ok,
         "verified": report.verified,
@@ -223,6 +238,12 @@ def certs_init_json(report: CertsInitReport) -> dict[str, Any]:
     }
 
 
+def _listeners_json(report: ListenersReport) -> dict[str, Any]:
+    from mqtt_tls_probe.output.listeners import render_json
+
+    return render_json(report)
+
+
 def _tls_scan_json(report: TlsScanReport) -> dict[str, Any]:
     from mqtt_tls_probe.output.tls_scan import render_json
 
@@ -235,5 +256,6 @@ _DOCUMENTS: dict[type, Callable[[Any], dict[str, Any]]] = {
     BundleReport: bundle_json,
     InspectionReport: inspection_json,
     ClusterReport: cluster_json,
+    ListenersReport: _listeners_json,
     CertsInitReport: certs_init_json,
 }

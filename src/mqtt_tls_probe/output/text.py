@@ -20,6 +20,7 @@ from mqtt_tls_probe.model import (
     ClusterReport,
     DemoReport,
     InspectionReport,
+    ListenersReport,
     ProbeReport,
     Report,
     StageResult,
@@ -42,6 +43,10 @@ def render(report: Report, *, verbose: bool = False) -> str:
         lines = render_inspection(report)
     elif isinstance(report, ClusterReport):
         lines = render_cluster(report)
+    elif isinstance(report, ListenersReport):
+        from mqtt_tls_probe.output.listeners import render_text as listeners_text
+
+        lines = listeners_text(report)
     elif isinstance(report, TlsScanReport):
         from mqtt_tls_probe.output.tls_scan import render_text
 
