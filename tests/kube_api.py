@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import ssl
 import threading
 import time
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from mqtt_tls_probe.dev.pki import create_root_ca, issue_server_certificate
+
+from .kube_portforward import accept_key, choose_subprotocol, serve_forward
 
 TOKEN = "probe-test-token"
 METADATA_ONLY = "as=PartialObjectMetadata"
@@ -60,6 +63,10 @@ class FakeApiServer:
     identity: str = "system:serviceaccount:azure-iot-operations:probe"
     service_accounts: set[tuple[str, str]] = field(default_factory=set)  # (ns, name)
     minted: list[str] = field(default_factory=list)  # the tokens the TokenRequest API issued
+    # (namespace, pod, pod port) -> the local port of the server posing as that pod's port;
+    # a pod port not listed answers on the error channel as the kubelet does.
+    pod_ports: dict[tuple[str, str, int], int] = field(default_factory=dict)
+    forwards: list[str] = field(default_factory=list)  # the portforward paths upgraded
 
     def __post_init__(self) -> None:
         self.ca = create_root_ca("kubernetes-ca")
@@ -159,6 +166,41 @@ class FakeApiServer:
                 ]
             },
         }  # fmt: skip
+
+    def add_endpoint_slice(
+        self, namespace: str, service: str, pods: dict[str, bool], ports: list[dict[str, Any]]
+    ) -> None:
+        """An EndpointSlice of ``service``: ``pods`` maps each pod to its ``ready`` condition."""
+        path = (
+            f"/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices"
+            f"?labelSelector=kubernetes.io%2Fservice-name%3D{service}"
+        )
+        endpoints = [
+            {
+                "addresses": [f"10.42.0.{index + 10}"],
+                "conditions": {"ready": ready, "serving": ready, "terminating": False},
+                "targetRef": {"kind": "Pod", "namespace": namespace, "name": pod},
+            }
+            for index, (pod, ready) in enumerate(pods.items())
+        ]
+        self.objects[path] = {
+            "kind": "EndpointSliceList",
+            "apiVersion": "discovery.k8s.io/v1",
+            "metadata": {"resourceVersion": "7"},
+            "items": [
+                {
+                    "kind": "EndpointSlice",
+                    "apiVersion": "discovery.k8s.io/v1",
+                    "metadata": {
+                        **_metadata(namespace, f"{service}-abcde"),
+                        "labels": {"kubernetes.io/service-name": service},
+                    },
+                    "addressType": "IPv4",
+                    "endpoints": endpoints,
+                    "ports": ports,
+                }
+            ],
+        }
 
     def secret_data_requested(self) -> bool:
         """True when any request for a Secret asked for more than its metadata."""
@@ -343,12 +385,61 @@ def _handler(api: FakeApiServer) -> type[BaseHTTPRequestHandler]:
             authorized = scheme.lower() == "bearer" and token == TOKEN
             accept = self.headers.get("Accept", "")
             api.requests.append(Request(self.path, accept, authorized))
+            upgrade = self.headers.get("Upgrade", "").lower() == "websocket"
+            if authorized and upgrade and "/portforward?" in self.path:
+                if self.path.split("?")[0] not in api.forbidden:
+                    self._port_forward()
+                    return
+                message = (
+                    f'pods "{self.path.split("/")[6]}" is forbidden: User "{api.identity}" '
+                    'cannot create resource "pods/portforward" in API group ""'
+                )
+                body = _status(403, "Forbidden", message, None)
+                self.send_response(403)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
             code, body = self._answer(authorized, accept)
             self.send_response(code)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+
+        def _port_forward(self) -> None:
+            """The 101 upgrade, then one forward stream (``tests.kube_portforward``)."""
+            parts = self.path.split("?")[0].strip("/").split("/")
+            namespace, pod = parts[3], parts[5]
+            query = self.path.split("?", 1)[1]
+            port = int(dict(p.split("=", 1) for p in query.split("&"))["ports"])
+            protocol = choose_subprotocol(self.headers.get("Sec-WebSocket-Protocol", ""))
+            self.send_response(101, "Switching Protocols")
+            self.send_header("Upgrade", "websocket")
+            self.send_header("Connection", "Upgrade")
+            self.send_header("Sec-WebSocket-Accept", accept_key(self.headers["Sec-WebSocket-Key"]))
+            if protocol is not None:
+                self.send_header("Sec-WebSocket-Protocol", protocol)
+            self.end_headers()
+            self.wfile.flush()
+            api.forwards.append(self.path)
+            self.close_connection = True
+
+            def upstream() -> socket.socket | str:
+                local = api.pod_ports.get((namespace, pod, port))
+                refused = (
+                    f"error forwarding port {port} to pod {pod}, uid : failed to connect to "
+                    f'localhost:{port} inside namespace "{namespace}": connection refused'
+                )
+                if local is None:
+                    return refused
+                try:
+                    return socket.create_connection(("127.0.0.1", local), timeout=5)
+                except OSError:
+                    return refused
+
+            serve_forward(self.connection, port, upstream)
 
         def _answer(self, authorized: bool, accept: str) -> tuple[int, bytes]:
             if not authorized:

@@ -98,6 +98,14 @@ class TrustOptions:
 
 
 @dataclass(frozen=True)
+class ForwardRequest:
+    """``--port-forward``: reach the Service ``namespace/service`` through a ready pod."""
+
+    namespace: str
+    service: str
+
+
+@dataclass(frozen=True)
 class ProbeConfig:
     host: str
     port: int
@@ -109,6 +117,7 @@ class ProbeConfig:
     roundtrip: bool = False
     timeout: float = DEFAULT_TIMEOUT
     trace: bool = False  # --trace: report the handshake message by message
+    port_forward: ForwardRequest | None = None  # --port-forward: tcp goes through a pod
 
     @property
     def server_name(self) -> str:
@@ -144,6 +153,7 @@ class ConnectInputs:
     tls_keylog: Path | None = None
     force: bool = False  # --force: replace an existing --tls-keylog file
     trace: bool = False
+    port_forward: bool = False
 
 
 def build_probe_config(
@@ -167,6 +177,8 @@ def build_probe_config(
       finite ``--timeout``;
     - ``--tls-min``/``--tls-max``/``--ciphers`` must leave something the local OpenSSL
       can offer (``adapters.tls_settings.check_client_limits`` says why not);
+    - ``--port-forward``: the target's host is a Service name, ``SERVICE`` or
+      ``SERVICE.NAMESPACE[.svc...]`` (namespace default ``--namespace``), never an IP;
     - ``--tls-keylog FILE`` is created here, empty and mode 0600; an existing FILE is
       refused unless ``--force`` (then replaced, never appended to).
 
@@ -183,6 +195,7 @@ def build_probe_config(
     if inputs.sat_file is not None and inputs.mqtt_version == "3.1.1":
         raise UsageError("--sat-file needs MQTT 5: MQTT 3.1.1 cannot carry the token")
     sat_request = _sat_request(inputs)
+    forward = _forward_request(inputs, host)
     if inputs.tls_min is not None and inputs.tls_min not in TLS_VERSIONS:
         raise UsageError(f"--tls-min must be one of {', '.join(TLS_VERSIONS)}")
     if inputs.tls_max is not None and inputs.tls_max not in TLS_VERSIONS:
@@ -226,6 +239,7 @@ def build_probe_config(
         roundtrip=roundtrip,
         timeout=timeout,
         trace=inputs.trace,
+        port_forward=forward,
     )
 
 
@@ -283,6 +297,31 @@ def _sat_request(inputs: ConnectInputs) -> SatRequest | None:
     if not audience or not audience.isprintable() or len(audience) > 253:
         raise UsageError("--sat-audience must be a non-empty printable string")
     return SatRequest(namespace, name, audience)
+
+
+def _forward_request(inputs: ConnectInputs, host: str) -> ForwardRequest | None:
+    if not inputs.port_forward:
+        return None
+    if names_is_ip(host):
+        raise UsageError(
+            "--port-forward needs a Service name as the target (SERVICE[.NAMESPACE]), "
+            f"not the address {host}"
+        )
+    labels = host.removesuffix(".").split(".")
+    service = labels[0]
+    namespace = labels[1] if len(labels) > 1 else inputs.cluster.namespace
+    for value in (service, namespace):
+        if not _is_dns_name(value) or "." in value:
+            raise UsageError(f"--port-forward: {names.excerpt(value)} is not a Kubernetes name")
+    return ForwardRequest(namespace, service)
+
+
+def names_is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _is_dns_name(value: str) -> bool:

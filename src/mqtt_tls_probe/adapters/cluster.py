@@ -58,6 +58,8 @@ class ClusterClient:
         self._deadline = time.monotonic() + timeout if one_deadline else None
         loaded = load_cluster(options, timeout)
         self.origin = loaded.origin
+        self.configuration: Any = loaded.configuration  # for the port-forward's WebSocket
+        self.headers = loaded.headers
         try:
             self._transport = ApiTransport(loaded.configuration, loaded.headers)
         except Exception as exc:  # a proxy scheme without its package, a bad setting

@@ -139,6 +139,14 @@ def connect(
             "AIO_SAT_FILE",
         ),
     ] = None,
+    port_forward: Annotated[
+        bool,
+        typer.Option(
+            "--port-forward",
+            help="TARGET is a Service (SERVICE[.NAMESPACE]:PORT): reach a ready pod behind it "
+            "through the API server, as kubectl port-forward does.",
+        ),
+    ] = False,
     sat_serviceaccount: Annotated[
         str | None,
         typer.Option(
@@ -218,6 +226,7 @@ def connect(
             password_file=password_file,
             sat_file=sat_file,
             sat_serviceaccount=sat_serviceaccount,
+            port_forward=port_forward,
             sat_audience=sat_audience,
             roundtrip=roundtrip,
             topic=topic,

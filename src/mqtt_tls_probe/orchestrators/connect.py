@@ -31,6 +31,7 @@ from mqtt_tls_probe.model import (
     TRUST_ANCHOR_FINDINGS,
     Finding,
     FindingCode,
+    ForwardInfo,
     MqttInfo,
     ProbeReport,
     RoundtripInfo,
@@ -83,6 +84,7 @@ class _Probe:
         self.roundtrip_info: RoundtripInfo | None = None
         self.sat_claims: SatClaims | None = None
         self.session: MqttSession | None = None
+        self.forward: ForwardInfo | None = None
 
     # --- orchestration ------------------------------------------------------
 
@@ -142,6 +144,7 @@ class _Probe:
             roundtrip=self.roundtrip_info,
             error=self.error,
             warnings=tuple(self.warnings),
+            forward=self.forward,
         )
 
     def _own_socket(self, sock: socket.socket) -> None:
@@ -184,16 +187,55 @@ class _Probe:
 
     def resolve(self) -> str:
         c = self.config
+        if c.port_forward is not None:
+            f = c.port_forward
+            return f"not resolved here: port-forward to the Service {f.namespace}/{f.service}"
         self.addresses = net.resolve(c.host, c.port, c.timeout)
         ips = ", ".join(dict.fromkeys(a.ip for a in self.addresses))
         return ips if net.is_ip_literal(c.host) else f"{c.host} -> {ips}"
 
     def tcp(self) -> str:
+        if self.config.port_forward is not None:
+            try:
+                return self._tcp_forward()
+            except ProbeError as exc:  # a cluster read failing here is this stage's failure
+                if exc.stage is Stage.TCP:
+                    raise
+                raise ProbeError(exc.kind, exc.message, exc.hint, Stage.TCP) from exc
         started = time.perf_counter()
         self.tcp_socket, self.address = net.connect(self.addresses, self.config.timeout)
         self._own_socket(self.tcp_socket)
         self.tcp_seconds = time.perf_counter() - started
         return f"connected to {self.address}"
+
+    def _tcp_forward(self) -> str:
+        """The pod behind the Service, a loopback listener forwarding to it, and a connection."""
+        from mqtt_tls_probe.adapters.cluster import ClusterClient
+        from mqtt_tls_probe.adapters.port_forward import Forwarder, find_pod
+
+        c = self.config
+        request = c.port_forward
+        assert request is not None  # noqa: S101 (narrowing)
+        deadline = time.monotonic() + c.timeout
+        client = ClusterClient(c.trust.cluster, c.timeout, one_deadline=True)
+        self.resources.callback(client.close)
+        pod = find_pod(client, request.namespace, request.service, c.port)
+        forwarder = Forwarder(client, pod)
+        self.resources.callback(forwarder.close)
+        self.address = net.Address(socket.AF_INET, ("127.0.0.1", forwarder.port))
+        self.addresses = [self.address]
+        started = time.perf_counter()
+        sock, _ = net.connect(self.addresses, max(deadline - time.monotonic(), 0.01))
+        self._own_socket(sock)
+        stream = forwarder.wait_open(sock.getsockname()[1], deadline)
+        self.tcp_seconds = time.perf_counter() - started
+        forwarder.settle(stream, deadline)
+        self.tcp_socket = sock
+        self.forward = ForwardInfo(pod.namespace, pod.pod, pod.port)
+        return (
+            f"connected to pod {pod.namespace}/{pod.pod} port {pod.port} via port-forward "
+            f"(127.0.0.1:{forwarder.port})"
+        )
 
     def handshake(self) -> str:
         c = self.config

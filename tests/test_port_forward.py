@@ -1,0 +1,115 @@
+"""--port-forward: the probe reaches a Service's ready pod through the API server's
+port-forward WebSocket (the suite's server speaks its protocol; a local mosquitto is the pod)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mqtt_tls_probe.dev.pki import PkiFiles
+
+from .brokers import mosquitto
+from .helpers import probe_json, stage
+from .kube_api import FakeApiServer
+
+NS = "azure-iot-operations"
+POD = "aio-broker-frontend-0"
+FORWARD = f"/api/v1/namespaces/{NS}/pods/{POD}/portforward"
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[FakeApiServer]:
+    with FakeApiServer(tmp_path / "apiserver") as server:
+        server.add_endpoint_slice(
+            NS, "aio-broker", {"aio-broker-frontend-1": False, POD: True},
+            [{"name": "mqtts", "port": 18883, "protocol": "TCP"}],
+        )  # fmt: skip
+        yield server
+
+
+@pytest.fixture
+def pod(pki: PkiFiles, tmp_path: Path) -> Iterator[int]:
+    listener = [f"certfile {pki.server_cert}", f"keyfile {pki.server_key}", "allow_anonymous true"]
+    with mosquitto(tmp_path / "broker", listener) as port:
+        yield port
+
+
+def _forward(api: FakeApiServer, tmp_path: Path, pki: PkiFiles, *args: str) -> tuple[int, dict]:  # type: ignore[type-arg]
+    config = api.kubeconfig(tmp_path / "kubeconfig")
+    return probe_json(
+        "connect", "aio-broker:18883", "--port-forward", "--ca-file", str(pki.ca_cert),
+        "--kubeconfig", str(config), "--timeout", "5", *args,
+    )  # fmt: skip
+
+
+def test_connect_through_the_port_forward(
+    api: FakeApiServer, pki: PkiFiles, tmp_path: Path, pod: int
+) -> None:
+    api.pod_ports[(NS, POD, 18883)] = pod
+    threads = threading.active_count()
+    code, doc = _forward(api, tmp_path, pki, "--roundtrip", "--server-name", "localhost")
+    assert code == 0, doc["error"]
+    assert doc["forward"] == {"namespace": NS, "pod": POD, "port": 18883}
+    tcp = stage(doc, "tcp")["detail"]
+    assert f"connected to pod {NS}/{POD} port 18883 via port-forward" in tcp
+    assert doc["target"]["host"] == "aio-broker"
+    assert stage(doc, "verify")["ok"]
+    assert stage(doc, "roundtrip")["ok"]
+    assert all(p.startswith(f"{FORWARD}?ports=18883") for p in api.forwards)
+    assert api.forwards  # the WebSocket was used
+    assert "listener" not in doc  # only discovered targets carry one
+    assert threading.active_count() <= threads + 1  # the forward's workers have ended
+
+
+def test_error_frame_is_reported_with_its_text(
+    api: FakeApiServer, pki: PkiFiles, tmp_path: Path
+) -> None:
+    code, doc = _forward(api, tmp_path, pki)  # nothing listens on the pod's port
+    assert code == 4
+    assert doc["error"]["kind"] == "connection_refused"
+    assert doc["error"]["stage"] == "tcp"
+    assert "error forwarding port 18883 to pod" in doc["error"]["message"]
+    assert "connection refused" in doc["error"]["message"]
+    assert stage(doc, "tls")["skipped"]
+
+
+def test_no_ready_pod(api: FakeApiServer, pki: PkiFiles, tmp_path: Path) -> None:
+    api.add_endpoint_slice(NS, "aio-broker", {POD: False}, [{"port": 18883}])
+    code, doc = _forward(api, tmp_path, pki)
+    assert code == 4
+    assert doc["error"]["kind"] == "connection_refused"
+    assert (
+        "No ready pod serves the Service azure-iot-operations/aio-broker"
+        in (doc["error"]["message"])
+    )
+    assert not api.forwards
+
+
+@pytest.mark.parametrize(
+    ("forbidden", "needs"),
+    [
+        (
+            f"/apis/discovery.k8s.io/v1/namespaces/{NS}/endpointslices"
+            "?labelSelector=kubernetes.io%2Fservice-name%3Daio-broker",
+            "list endpointslices",
+        ),
+        (FORWARD, "pods/portforward"),
+    ],
+)
+def test_forbidden_names_what_is_needed(
+    api: FakeApiServer, pki: PkiFiles, tmp_path: Path, forbidden: str, needs: str
+) -> None:
+    api.forbidden.add(forbidden)
+    code, doc = _forward(api, tmp_path, pki)
+    assert code == 4
+    assert doc["error"]["kind"] == "cluster_forbidden"
+    assert needs in doc["error"]["message"] + doc["error"]["hint"]
+
+
+def test_an_address_is_a_usage_error() -> None:
+    code, doc = probe_json("connect", "127.0.0.1:18883", "--port-forward")
+    assert code == 2
+    assert "Service name" in doc["error"]["message"]
