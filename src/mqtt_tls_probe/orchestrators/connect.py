@@ -1,14 +1,20 @@
 """``run_probe``: the stages of ``probe connect`` in order, each timed.
 
-Rule: the first failing stage ends the run and every later stage is reported
-as skipped. A failure is data in the report (``ErrorInfo``), never an
-exception out of ``run_probe``; only bugs escape. One ``ExitStack`` owns every
-socket and session a run opens, so each is closed whatever happens.
+Rules:
+- the first failing stage ends the run and every later stage is reported as
+  skipped. A failure is data in the report (``ErrorInfo``), never an
+  exception out of ``run_probe``; only bugs escape;
+- a failure belongs to the stage that was running: its row fails, the
+  report's ``error.stage`` names it and the exit code is that stage's, whatever
+  the kind (a TLS alert that arrives during the round trip fails the round trip);
+- one ``ExitStack`` owns every socket and session a run opens, so each is
+  closed whatever happens.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import socket
 import ssl
 import time
@@ -105,7 +111,7 @@ class _Probe:
             detail = step()
         except ProbeError as exc:
             ms = (time.perf_counter() - started) * 1000
-            self.error = exc.info
+            self.error = dataclasses.replace(exc.info, stage=name)
             self.results.append(StageResult(name, ok=False, skipped=False, ms=ms, detail=exc.kind))
             return
         ms = (time.perf_counter() - started) * 1000
