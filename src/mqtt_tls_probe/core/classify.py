@@ -171,6 +171,8 @@ def classify_handshake(failure: HandshakeFailure, attempt: TlsAttempt) -> ErrorI
         )
     if failure.closed or reason in EOF_REASONS:
         return peer_closed(after_handshake=attempt.after_handshake)
+    if attempt.after_handshake and failure.ssl_error and not _about_the_client(reason, attempt):
+        return broken_after_handshake(reason or failure.text)
     if reason in NOT_TLS_REASONS:
         return ErrorInfo.of(
             ErrorKind.NOT_TLS, f"The server did not answer in TLS (OpenSSL: {reason})."
@@ -213,6 +215,24 @@ def classify_handshake(failure: HandshakeFailure, attempt: TlsAttempt) -> ErrorI
     if failure.os_error:
         return peer_closed(after_handshake=attempt.after_handshake)
     return None
+
+
+def _about_the_client(reason: str, attempt: TlsAttempt) -> bool:
+    """An alert that is the server's verdict on the client (or its missing certificate)."""
+    return reason in CLIENT_CERT_ALERTS or (
+        reason == HANDSHAKE_FAILURE and attempt.client_subject is None
+    )
+
+
+def broken_after_handshake(reason: str) -> ErrorInfo:
+    """A TLS error on an established connection that says nothing about the client."""
+    what = f"the alert {reason}" if "ALERT" in reason else f"a record OpenSSL rejects ({reason})"
+    return ErrorInfo.of(
+        ErrorKind.PEER_CLOSED,
+        f"The TLS connection broke after the handshake: the server sent {what}.",
+        "The server (or a proxy or load balancer on the way) broke the TLS session: check "
+        "the broker's log and whatever terminates TLS in front of it.",
+    )
 
 
 def peer_closed(*, after_handshake: bool) -> ErrorInfo:

@@ -7,6 +7,8 @@ Rules:
 - a failure belongs to the stage that was running: its row fails, the
   report's ``error.stage`` names it and the exit code is that stage's, whatever
   the kind (a TLS alert that arrives during the round trip fails the round trip);
+- each stage has ``--timeout`` seconds in all (``self.deadline``): every wait
+  inside it, retries included, ends by then;
 - one ``ExitStack`` owns every socket and session a run opens, so each is
   closed whatever happens.
 """
@@ -81,6 +83,7 @@ class _Probe:
         self.roundtrip_info: RoundtripInfo | None = None
         self.sat_claims: SatClaims | None = None
         self.session: MqttSession | None = None
+        self.deadline = 0.0  # time.monotonic() by which the running stage must end
 
     # --- orchestration ------------------------------------------------------
 
@@ -107,6 +110,7 @@ class _Probe:
             )
             return
         started = time.perf_counter()
+        self.deadline = time.monotonic() + self.config.timeout
         try:
             detail = step()
         except ProbeError as exc:
@@ -136,6 +140,10 @@ class _Probe:
             error=self.error,
             warnings=tuple(self.warnings),
         )
+
+    def _remaining(self) -> float:
+        """Seconds left to the running stage (never negative)."""
+        return max(0.0, self.deadline - time.monotonic())
 
     def _own_socket(self, sock: socket.socket) -> None:
         """Close ``sock`` when the run ends (closing twice is harmless)."""
@@ -180,14 +188,15 @@ class _Probe:
         sock, self.tcp_socket = self.tcp_socket, None
         assert sock is not None  # noqa: S101 (narrowing)
         try:
-            self.tls_socket = tls.handshake(sock, self.context, c.tls, c.timeout)
+            self.tls_socket = tls.handshake(sock, self.context, c.tls, self._remaining())
         except tls.CertificateRejected as exc:
             self.rejection = exc
             return "handshake stopped at the server's certificate (see verify)"
         except ProbeError as exc:
             raise self._maybe_not_tls(exc) from exc
         self._own_socket(self.tls_socket)
-        window = min(c.timeout, max(_VERDICT_FLOOR, _VERDICT_ROUND_TRIPS * self.tcp_seconds))
+        verdict = max(_VERDICT_FLOOR, _VERDICT_ROUND_TRIPS * self.tcp_seconds)
+        window = min(self._remaining(), verdict)
         tls.await_server_verdict(self.tls_socket, c.tls, window)
         self.tls_info = tls.session_info(self.tls_socket)
         detail = f"{self.tls_info.version} {self.tls_info.cipher}"
@@ -201,7 +210,9 @@ class _Probe:
         """A closed or non-TLS answer: look at what the port says in cleartext."""
         if error.kind not in (ErrorKind.PEER_CLOSED, ErrorKind.NOT_TLS) or self.address is None:
             return error
-        seen = tls.sniff_cleartext(self.address, min(self.config.timeout, 2.0))
+        if self._remaining() <= 0:
+            return error
+        seen = tls.sniff_cleartext(self.address, min(self._remaining(), 2.0))
         if seen is None:
             return error
         return ProbeError(
@@ -214,7 +225,9 @@ class _Probe:
         c = self.config
         anchors = self.bundle.certificates
         if self.rejection is not None:
-            fetched = tls.fetch_chain(self.address, c.tls, c.timeout) if self.address else None
+            fetched = (
+                tls.fetch_chain(self.address, c.tls, self._remaining()) if self.address else None
+            )
             if fetched is not None:
                 self.chain, self.tls_info = fetched
             raise ProbeError.from_info(
@@ -257,11 +270,12 @@ class _Probe:
     def _reconnect(self) -> ssl.SSLSocket:
         """TCP and the verifying handshake again, for the MQTT 3.1.1 retry."""
         c = self.config
-        sock, _ = net.connect([self.address] if self.address else self.addresses, c.timeout)
+        addresses = [self.address] if self.address else self.addresses
+        sock, _ = net.connect(addresses, self._remaining())
         self._own_socket(sock)
         assert self.context is not None  # noqa: S101 (narrowing)
         try:
-            tls_socket = tls.handshake(sock, self.context, c.tls, c.timeout)
+            tls_socket = tls.handshake(sock, self.context, c.tls, self._remaining())
         except tls.CertificateRejected as exc:
             raise ProbeError(
                 ErrorKind.CONNECTION_DROPPED, f"The second TLS handshake failed: {exc}."
@@ -285,12 +299,13 @@ class _Probe:
             options=options,
             tls_options=c.tls,
             port=c.port,
+            deadline=self.deadline,
             timeout=c.timeout,
             allow_fallback=c.version_fallback,
         )
         self.session = outcome.session
         self.resources.callback(self._close_session)
-        self._record_mqtt(outcome.connack, fallback=outcome.refused_v5 is not None)
+        self._record_mqtt(outcome.connack, fallback=outcome.fell_back)
         failure = refusal(outcome, options)
         if failure is not None:
             raise failure
@@ -299,6 +314,10 @@ class _Probe:
         if outcome.refused_v5 is not None:
             refused = outcome.refused_v5.code_text()
             detail = f"MQTT 5 refused ({refused}); retried with 3.1.1: accepted"
+        elif outcome.dropped_v5:
+            detail = (
+                "the broker closed the connection on MQTT 5 CONNECT; retried with 3.1.1: accepted"
+            )
         if options.sat_token is not None:
             detail += f", K8S-SAT authenticated ({self.session.auth_exchanges} AUTH exchange(s))"
         return detail
@@ -321,7 +340,7 @@ class _Probe:
         c = self.config
         assert self.session is not None  # noqa: S101 (narrowing)
         topic = c.topic or default_topic(c.mqtt.client_id)
-        self.roundtrip_info = self.session.roundtrip(topic, c.timeout)
+        self.roundtrip_info = self.session.roundtrip(topic, self.deadline, c.timeout)
         r = self.roundtrip_info
         return (
             f"{topic}: SUBACK {r.subscribe_ms:.1f} ms, PUBACK {r.publish_ms:.1f} ms, "
