@@ -143,11 +143,14 @@ def fetch_chain(
     """A second handshake without verification, only to read the chain as sent.
 
     Returns None when this handshake fails too. The connection is closed at
-    once: no byte of application data crosses it.
+    once: no byte of application data crosses it. Connect and handshake share
+    ``timeout``.
     """
     context = build_context(None, options, verify=False)
+    deadline = time.monotonic() + timeout
     try:
         with socket.create_connection(address.sockaddr[:2], timeout=timeout) as sock:
+            sock.settimeout(_left(deadline))
             tls = context.wrap_socket(sock, server_hostname=options.server_name)
             try:
                 return peer_chain(tls), session_info(tls)
@@ -216,6 +219,7 @@ def handshake_error(
         reason=getattr(exc, "reason", None) or "",
         timed_out=isinstance(exc, TimeoutError | socket.timeout),
         closed=isinstance(exc, ssl.SSLEOFError | ConnectionResetError | BrokenPipeError),
+        close_notify=isinstance(exc, ssl.SSLZeroReturnError),
         ssl_error=isinstance(exc, ssl.SSLError),
         os_error=isinstance(exc, OSError) and exc.errno is not None,
         text=str(exc),
@@ -246,17 +250,23 @@ def sniff_cleartext(address: Address, timeout: float) -> str | None:
 
     Used only after a handshake failed in a way that may mean "not TLS", to
     tell a plain MQTT listener or an HTTP server apart from a server that
-    merely closed. It sends no credentials.
+    merely closed. It sends no credentials. All of it takes ``timeout`` at most.
     """
+    deadline = time.monotonic() + timeout
     try:
         with socket.create_connection(address.sockaddr[:2], timeout=timeout) as sock:
             sock.sendall(_MQTT_CONNECT)
-            data = _read_some(sock, timeout)
+            data = _read_some(sock, _left(deadline))
             if data[:2] == b"\x20\x02":
                 sock.sendall(_MQTT_DISCONNECT)
     except OSError:
         return None
     return describe_cleartext(data)
+
+
+def _left(deadline: float) -> float:
+    """Seconds to ``deadline``, at least 1 ms (a socket timeout of 0 means non-blocking)."""
+    return max(deadline - time.monotonic(), 0.001)
 
 
 def _read_some(sock: socket.socket, timeout: float, limit: int = 64) -> bytes:
