@@ -18,10 +18,9 @@ import socket
 import ssl
 import time
 
-from cryptography import x509
-
 from mqtt_tls_probe.adapters.net import Address
 from mqtt_tls_probe.config import TlsOptions
+from mqtt_tls_probe.core.certinfo import Loaded, load_der
 from mqtt_tls_probe.core.classify import (
     HandshakeFailure,
     TlsAttempt,
@@ -116,12 +115,13 @@ def handshake(
     return tls
 
 
-def peer_chain(tls: ssl.SSLSocket) -> list[x509.Certificate]:
+def peer_chain(tls: ssl.SSLSocket) -> list[Loaded]:
     """The certificates the server sent, leaf first, trusted or not.
 
     Public on SSLSocket from Python 3.13 (as DER); on 3.11 and 3.12 only on
     the internal ``_sslobj`` (as ``_ssl.Certificate``). This is the one place
-    that knows.
+    that knows. A certificate OpenSSL took but cryptography cannot read in
+    full comes back as an ``Unparseable``, in its place.
     """
     public = getattr(tls, "get_unverified_chain", None)
     if public is not None:
@@ -129,7 +129,7 @@ def peer_chain(tls: ssl.SSLSocket) -> list[x509.Certificate]:
     else:
         sslobj = tls._sslobj  # type: ignore[attr-defined]
         raw = [c.public_bytes(ssl._ssl.ENCODING_DER) for c in sslobj.get_unverified_chain() or []]  # type: ignore[attr-defined]
-    return [x509.load_der_x509_certificate(der) for der in raw]
+    return [load_der(der) for der in raw]
 
 
 def session_info(tls: ssl.SSLSocket) -> TlsInfo:
@@ -139,7 +139,7 @@ def session_info(tls: ssl.SSLSocket) -> TlsInfo:
 
 def fetch_chain(
     address: Address, options: TlsOptions, timeout: float
-) -> tuple[list[x509.Certificate], TlsInfo] | None:
+) -> tuple[list[Loaded], TlsInfo] | None:
     """A second handshake without verification, only to read the chain as sent.
 
     Returns None when this handshake fails too. The connection is closed at

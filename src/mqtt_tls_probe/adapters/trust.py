@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mqtt_tls_probe.config import TrustOptions
-from mqtt_tls_probe.core.trust_bundle import parse_bundle
+from mqtt_tls_probe.core.trust_bundle import read_bundle
 from mqtt_tls_probe.errors import ErrorKind, ProbeError
 from mqtt_tls_probe.model import TrustBundle, TrustSource
 
@@ -45,4 +45,4 @@ def load_ca_file(path: Path) -> TrustBundle:
             f"The CA file {path} cannot be read: {exc.strerror}.",
             "Check the path and its permissions.",
         ) from exc
-    return TrustBundle(TrustSource.FILE, str(path), tuple(parse_bundle(data, str(path))))
+    return read_bundle(TrustSource.FILE, str(path), data)

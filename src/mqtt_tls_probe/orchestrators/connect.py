@@ -78,7 +78,7 @@ class _Probe:
         self.context: ssl.SSLContext | None = None
         self.rejection: tls.CertificateRejected | None = None
         self.tls_info: TlsInfo | None = None
-        self.chain: list[x509.Certificate] = []
+        self.chain: list[certinfo.Loaded] = []  # as sent, each read in full or not
         self.mqtt_info: MqttInfo | None = None
         self.roundtrip_info: RoundtripInfo | None = None
         self.sat_claims: SatClaims | None = None
@@ -165,6 +165,13 @@ class _Probe:
         names = "; ".join(_cn(c) for c in certs)
         plural = "s" if len(certs) > 1 else ""
         note = f", {self.bundle.note}" if self.bundle.note else ""
+        skipped = self.bundle.unparseable
+        for item in skipped:
+            what = f"a certificate of {self.bundle.location}"
+            consequence = "it is skipped, and the other CAs are used"
+            self.warnings.append(certinfo.unparseable_finding(item, what, consequence))
+        if skipped:
+            note += f", {len(skipped)} skipped (cryptography cannot parse them)"
         return f"{len(certs)} CA{plural} from {self.bundle.location}{note}: {names}"
 
     def resolve(self) -> str:
@@ -230,9 +237,10 @@ class _Probe:
             )
             if fetched is not None:
                 self.chain, self.tls_info = fetched
+                self._note_unparseable()
             raise ProbeError.from_info(
                 verify.explain_rejection(
-                    self.chain,
+                    self._checkable(),
                     anchors,
                     c.server_name,
                     self.now,
@@ -242,20 +250,42 @@ class _Probe:
             )
         assert self.tls_socket is not None  # noqa: S101 (narrowing)
         self.chain = tls.peer_chain(self.tls_socket)
-        self.warnings.extend(verify.findings(self.chain, anchors, c.server_name, self.now))
+        self._note_unparseable()
+        chain = self._checkable()
+        self.warnings.extend(verify.findings(chain, anchors, c.server_name, self.now))
         if c.trust.insecure:
             return self._unverified_detail()
-        leaf = self.chain[0] if self.chain else None
-        top = verify.build_path(self.chain, anchors).anchor if self.chain else None
+        leaf = chain[0] if chain else None
+        top = verify.build_path(chain, anchors).anchor if chain else None
         by = f", issued under {_cn(top)}" if top is not None and top is not leaf else ""
         return f"chain of {len(self.chain)} trusted for {c.server_name}{by}"
+
+    def _checkable(self) -> list[x509.Certificate]:
+        """The chain for the checks of ``core.verify``: all of it, or nothing.
+
+        A certificate cryptography cannot read would leave a gap the checks
+        would misread (a missing intermediate, another leaf); OpenSSL's verdict
+        and words then stand alone.
+        """
+        return [] if certinfo.unparseable(self.chain) else certinfo.usable(self.chain)
+
+    def _note_unparseable(self) -> None:
+        for index, item in enumerate(self.chain):
+            if isinstance(item, x509.Certificate):
+                continue
+            what = f"certificate {index} of the server's chain (0 is the server's own)"
+            consequence = "OpenSSL's verdict stands, and the chain is not checked further"
+            self.warnings.append(certinfo.unparseable_finding(item, what, consequence))
 
     def _unverified_detail(self) -> str:
         """Under --insecure: what verification would have said, as a warning."""
         if not self.chain:
             return "UNVERIFIED (--insecure): the server sent no certificate"
+        chain = self._checkable()
+        if not chain:
+            return "UNVERIFIED (--insecure): cryptography cannot parse the chain to check it"
         anchors = self.bundle.certificates or None  # None: no CA given, trust unknown
-        problem = verify.find_problem(self.chain, anchors, self.config.server_name, self.now)
+        problem = verify.find_problem(chain, anchors, self.config.server_name, self.now)
         if problem is None:
             checked = "trust, validity and name" if anchors else "validity and name (no CA given)"
             return f"UNVERIFIED (--insecure): the chain passes the checks of {checked}"

@@ -155,6 +155,7 @@ def bundle_json(report: BundleReport) -> dict[str, Any]:
         "location": bundle.location if bundle else None,
         "note": bundle.note if bundle and bundle.note else None,
         "certificates": [cert_json(c) for c in report.certificates],
+        "warnings": findings_json(report.findings),
         "error": error_json(report.error),
         "exit_code": report.exit_code,
     }
