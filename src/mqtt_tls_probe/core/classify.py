@@ -43,6 +43,26 @@ def dns_error(host: str, code: int | None, strerror: str | None) -> ErrorInfo:
     return ErrorInfo.of(ErrorKind.DNS_FAILURE, f"Resolving {host} failed: {strerror}.")
 
 
+def invalid_host_name(host: str, reason: str) -> ErrorInfo:
+    """A name the resolver refuses before asking anyone (the IDNA codec: ``a..b``, ``.``)."""
+    return ErrorInfo.of(
+        ErrorKind.DNS_FAILURE,
+        f"{host!r} is not a valid host name: {reason} (each dot-separated label needs 1 to "
+        "63 characters).",
+        "Check the host name for doubled or stray dots and overlong labels, or use the "
+        "broker's IP address.",
+    )
+
+
+def unknown_interface(host: str, scope: str) -> ErrorInfo:
+    return ErrorInfo.of(
+        ErrorKind.DNS_FAILURE,
+        f"The address {host} names the network interface {scope!r}, which this machine "
+        "does not have.",
+        "Name an interface this machine has (ip link lists them), e.g. [fe80::1%eth0]:18883.",
+    )
+
+
 def dns_timeout(host: str, timeout: float) -> ErrorInfo:
     return ErrorInfo.of(
         ErrorKind.DNS_FAILURE,
@@ -55,7 +75,10 @@ def dns_timeout(host: str, timeout: float) -> ErrorInfo:
 REFUSED_ERRNOS = frozenset({errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED})
 UNREACHABLE_ERRNOS = frozenset(
     {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL, errno.ENETDOWN}
+    | {errno.EAFNOSUPPORT}  # an IPv6 address on a machine without IPv6
 )
+# A link-local IPv6 address without its interface (fe80::1, not fe80::1%eth0).
+NEEDS_INTERFACE_ERRNOS = frozenset({errno.EINVAL})
 
 
 def connect_error(
@@ -82,6 +105,13 @@ def connect_error(
         return ErrorInfo.of(
             ErrorKind.NETWORK_UNREACHABLE,
             f"{tried} cannot be reached from this machine: {strerror}.",
+        )
+    if found & NEEDS_INTERFACE_ERRNOS:
+        return ErrorInfo.of(
+            ErrorKind.NETWORK_UNREACHABLE,
+            f"{tried} cannot be dialled from this machine ({strerror}): a link-local IPv6 "
+            "address needs its interface.",
+            "Name the interface after the address: [fe80::1%eth0]:18883.",
         )
     return None
 
