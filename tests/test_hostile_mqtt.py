@@ -180,6 +180,10 @@ def answer_connect_with(data: bytes) -> w.Script:
         ("5", w.packet(0xE0, b"\x03"), "a DISCONNECT with the reason code 0x03"),
         ("3.1.1", w.connack(6, v5=False), "the return code 6, which MQTT 3.1.1 does not define"),
         ("5", b"\x20\xff\xff\xff\xff\x7f", "remaining length runs past four bytes"),
+        ("5", w.packet(0xF0, b"\x18\x00"), "an AUTH packet, but this client started no enhanced"),
+        # Valid MQTT (a BOM in a string must be kept, MQTT 5 1.5.4), but paho refuses it:
+        # the probe cannot go on, and says that it is paho that refused.
+        ("5", w.connack(0, w.reason_string("\ufeff".encode())), "that paho-mqtt rejects"),
     ],
 )
 def test_malformed_answer_to_connect(pki: PkiFiles, version: str, data: bytes, said: str) -> None:
@@ -244,6 +248,20 @@ def test_malformed_suback_in_text_output_fails_the_round_trip(pki: PkiFiles) -> 
     assert result.exit_code == 8
     assert "FAIL  roundtrip" in result.stdout
     assert "FAILED at roundtrip: malformed_packet (exit 8)" in result.stdout
+
+
+def test_an_oversized_message_in_the_round_trip_says_what_to_do(pki: PkiFiles) -> None:
+    def script(peer: w.Peer) -> None:
+        _, subscribe = w.subscribed(peer)
+        peer.send(w.suback(subscribe.packet_id, b"\x01"))
+        peer.send(w.publish(b"probe/big", b"x" * (2 << 20), 1))  # 2 MiB: refused at its header
+        peer.hold()
+
+    code, doc, seconds = run(pki, script, "--roundtrip")
+    assert_failed_at(doc, code, "roundtrip", "malformed_packet")
+    assert "a PUBLISH of 2097" in doc["error"]["message"]
+    assert "--topic" in doc["error"]["hint"]
+    assert seconds < 1 + MARGIN
 
 
 def test_well_formed_round_trip_on_the_same_server_passes(pki: PkiFiles) -> None:

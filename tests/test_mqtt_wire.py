@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import pytest
 
-from mqtt_tls_probe.core.mqtt_wire import FrameScanner, check_packet, suback_problem
+from mqtt_tls_probe.core.mqtt_wire import (
+    FrameScanner,
+    PacketType,
+    Refusal,
+    check_packet,
+    suback_problem,
+)
 
 from . import hostile_mqtt as w
 
@@ -28,8 +34,12 @@ def test_an_oversized_packet_is_refused_at_its_header_whatever_its_position() ->
     scanner = FrameScanner(1024)
     assert scanner.feed(w.connack(0)) is None
     header = b"\x30" + w.varint(2000)  # the body never needs to arrive
-    said = scanner.feed(header)
-    assert said == "a PUBLISH of 2003 bytes, more than the 1024 bytes this client accepts"
+    refused = scanner.feed(header)
+    assert refused == Refusal(
+        PacketType.PUBLISH,
+        oversized=True,
+        text="a PUBLISH of 2003 bytes, more than the 1024 bytes this client accepts",
+    )
 
 
 def test_the_limit_counts_the_fixed_header() -> None:
@@ -39,8 +49,10 @@ def test_the_limit_counts_the_fixed_header() -> None:
 
 
 def test_a_remaining_length_of_five_bytes_is_refused() -> None:
-    said = FrameScanner(10**9).feed(b"\x20\x80\x80\x80\x80")
-    assert said == "a CONNACK whose remaining length runs past four bytes"
+    refused = FrameScanner(10**9).feed(b"\x20\x80\x80\x80\x80")
+    assert refused is not None
+    assert not refused.oversized
+    assert refused.text == "a CONNACK whose remaining length runs past four bytes"
 
 
 # --- what real brokers send passes -------------------------------------------------------------

@@ -118,7 +118,7 @@ class _WireGuard:
         self._unsent = unsent
         self._frames = mqtt_wire.FrameScanner(MAX_PACKET_SIZE)
         self.deadline = float("inf")  # monotonic; recv reads nothing once it has passed
-        self.refusal: str | None = None  # the packet the scanner refused, as a phrase
+        self.refusal: mqtt_wire.Refusal | None = None  # the packet the scanner refused
 
     @property
     def backlogged(self) -> bool:
@@ -128,10 +128,10 @@ class _WireGuard:
         if self.backlogged or time.monotonic() >= self.deadline:
             raise BlockingIOError  # paho returns from loop(); the caller sees why
         data = self._sock.recv(size)
-        problem = self._frames.feed(data)
-        if problem is not None:
-            self.refusal = problem
-            raise _Refused(problem)
+        refusal = self._frames.feed(data)
+        if refusal is not None:
+            self.refusal = refusal
+            raise _Refused(refusal.text)
         return data
 
     def send(self, data: bytes | bytearray) -> int:
@@ -487,9 +487,11 @@ class MqttSession:
 
     def _failure(self, when: str, *, awaiting_connack: bool) -> ProbeError:
         """Why the connection ended before the awaited packet, most telling cause first."""
-        problem = self._guard.refusal or self._client.violation
-        if problem is not None:
-            return _malformed(problem)
+        refusal = self._guard.refusal
+        if refusal is not None:
+            return _malformed(refusal.text, _oversized_hint(refusal))
+        if self._client.violation is not None:
+            return _malformed(self._client.violation)
         tls_error = getattr(self._sock, "last_tls_error", None)
         if tls_error is not None:
             # A TLS alert after the handshake: with TLS 1.3, the server's verdict
@@ -507,17 +509,22 @@ class MqttSession:
         return closed(ErrorKind.CONNECTION_DROPPED, f"The broker closed the connection {when}.")
 
 
-def _malformed(problem: str) -> ProbeError:
-    hint = None
-    if "bytes this client accepts" in problem and problem.startswith("a PUBLISH"):
-        hint = (
-            f"The broker sends messages over {MAX_PACKET_SIZE} bytes on this topic, more than "
-            "the probe reads: run the round trip on a topic of its own (--topic)."
-        )
+def _malformed(problem: str, hint: str | None = None) -> ProbeError:
+    """``problem`` is a phrase naming the packet: "a CONNACK with the reason code 0x03, ..."."""
     return ProbeError(
         ErrorKind.MALFORMED_PACKET,
-        f"The broker broke the MQTT protocol: it sent {problem}; the probe closed the connection.",
+        f"The broker sent {problem}; the probe closed the connection.",
         hint,
+    )
+
+
+def _oversized_hint(refusal: mqtt_wire.Refusal) -> str | None:
+    """A message over the limit may be legitimate traffic of a busy topic: say what to do."""
+    if not (refusal.oversized and refusal.packet is mqtt_wire.PacketType.PUBLISH):
+        return None
+    return (
+        f"The broker sends messages of over {MAX_PACKET_SIZE} bytes on this topic, more than "
+        "the probe reads: run the round trip on a topic of its own (--topic)."
     )
 
 

@@ -64,6 +64,15 @@ def named(first_byte: int) -> str:
 # --- framing: packet boundaries and sizes, before the body is read -------------------
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """A packet refused at its fixed header: which, whether for its size, and why."""
+
+    packet: PacketType
+    oversized: bool
+    text: str  # "a CONNACK of 268435460 bytes, more than the 1048576 bytes this client accepts"
+
+
 class FrameScanner:
     """Follows the packet boundaries of the byte stream a broker sends.
 
@@ -81,8 +90,8 @@ class FrameScanner:
         self._length_bytes = 0
         self._body_left = 0
 
-    def feed(self, data: bytes) -> str | None:
-        """Account for ``data``; a phrase naming the refused packet, or None."""
+    def feed(self, data: bytes) -> Refusal | None:
+        """Account for ``data``; the refused packet, or None."""
         at = 0
         while at < len(data):
             if self._body_left:
@@ -100,20 +109,21 @@ class FrameScanner:
                 return problem
         return None
 
-    def _length_byte(self, byte: int) -> str | None:
-        assert self._first is not None  # noqa: S101 (called only inside a header)
+    def _length_byte(self, byte: int) -> Refusal | None:
+        first = self._first
+        assert first is not None  # noqa: S101 (called only inside a header)
         self._length += (byte & 0x7F) << (7 * self._length_bytes)
         self._length_bytes += 1
         if byte & 0x80:
             if self._length_bytes == MAX_LENGTH_BYTES:
-                return f"{named(self._first)} whose remaining length runs past four bytes"
+                text = f"{named(first)} whose remaining length runs past four bytes"
+                return Refusal(packet_type(first), oversized=False, text=text)
             return None
         size = 1 + self._length_bytes + self._length
         if size > self.limit:
-            return (
-                f"{named(self._first)} of {size} bytes, more than the {self.limit} bytes "
-                "this client accepts"
-            )
+            limit = f"more than the {self.limit} bytes this client accepts"
+            text = f"{named(first)} of {size} bytes, {limit}"
+            return Refusal(packet_type(first), oversized=True, text=text)
         self._body_left, self._first = self._length, None
         return None
 

@@ -300,6 +300,12 @@ class _Probe:
     def _reconnect(self) -> ssl.SSLSocket:
         """TCP and the verifying handshake again, for the MQTT 3.1.1 retry."""
         c = self.config
+        if self._remaining() <= 0:
+            raise ProbeError(
+                ErrorKind.NO_CONNACK,
+                f"The {c.timeout:g} s of the mqtt stage ran out before the MQTT 3.1.1 retry.",
+                "Raise --timeout, or try --mqtt-version 3.1.1 directly.",
+            )
         addresses = [self.address] if self.address else self.addresses
         sock, _ = net.connect(addresses, self._remaining())
         self._own_socket(sock)
