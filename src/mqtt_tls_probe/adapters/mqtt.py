@@ -25,9 +25,10 @@ each of them:
   any other ``OSError`` a lost connection (the socket is closed at once);
 - ``Client._in_packet`` (line 3155): the packet being handled, ``packet`` its
   body after the fixed header, ``command`` its first byte;
-- ``Client._packet_handle`` (line 3802), which dispatches every packet and
-  answers AUTH (0xF0) with ``MQTT_ERR_PROTOCOL``; ``_handle_connack`` (line
-  3849); ``MalformedPacket`` from paho's decoders is caught in ``_packet_read``;
+- ``Client._packet_handle`` (line 3802), which dispatches every packet (a
+  CONNACK to ``_handle_connack``, line 3849, which calls ``on_connect`` with
+  what it decoded) and answers AUTH (0xF0) with ``MQTT_ERR_PROTOCOL``;
+  ``MalformedPacket`` from paho's decoders is caught in ``_packet_read``;
 - ``Client._out_packet`` (line 801): the packets queued to be sent;
 - ``_pack_remaining_length`` (line 3356) and ``_packet_queue`` (line 3764) to
   send the AUTH answer the way paho sends every packet;
