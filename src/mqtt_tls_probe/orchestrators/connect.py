@@ -145,6 +145,10 @@ class _Probe:
         """Seconds left to the running stage (never negative)."""
         return max(0.0, self.deadline - time.monotonic())
 
+    def _left_for_messages(self) -> float:
+        """``_remaining`` to the hundredth (it shows in "within 0.73 s"), at least 10 ms."""
+        return max(0.01, round(self._remaining(), 2))
+
     def _own_socket(self, sock: socket.socket) -> None:
         """Close ``sock`` when the run ends (closing twice is harmless)."""
         self.resources.callback(sock.close)
@@ -195,7 +199,7 @@ class _Probe:
         sock, self.tcp_socket = self.tcp_socket, None
         assert sock is not None  # noqa: S101 (narrowing)
         try:
-            self.tls_socket = tls.handshake(sock, self.context, c.tls, self._remaining())
+            self.tls_socket = tls.handshake(sock, self.context, c.tls, c.timeout)
         except tls.CertificateRejected as exc:
             self.rejection = exc
             return "handshake stopped at the server's certificate (see verify)"
@@ -307,11 +311,11 @@ class _Probe:
                 "Raise --timeout, or try --mqtt-version 3.1.1 directly.",
             )
         addresses = [self.address] if self.address else self.addresses
-        sock, _ = net.connect(addresses, self._remaining())
+        sock, _ = net.connect(addresses, self._left_for_messages())
         self._own_socket(sock)
         assert self.context is not None  # noqa: S101 (narrowing)
         try:
-            tls_socket = tls.handshake(sock, self.context, c.tls, self._remaining())
+            tls_socket = tls.handshake(sock, self.context, c.tls, self._left_for_messages())
         except tls.CertificateRejected as exc:
             raise ProbeError(
                 ErrorKind.CONNECTION_DROPPED, f"The second TLS handshake failed: {exc}."
