@@ -276,8 +276,10 @@ def test_broker_disconnect_is_reported_with_its_reason(serve: Any, pki: PkiFiles
     code, doc = connect_json(
         serve(Behaviour(disconnect_on_subscribe=0x8B)), pki.ca_cert, "--roundtrip"
     )
-    assert code == 7
+    # It happened during the round trip: that stage fails, and its exit code is the run's.
+    assert code == 8
     assert doc["error"]["kind"] == "connection_dropped"
+    assert doc["error"]["stage"] == "roundtrip"
     assert "DISCONNECT 0x8B Server shutting down" in doc["error"]["message"]
     assert stage(doc, "roundtrip")["ok"] is False
 

@@ -25,7 +25,7 @@ from mqtt_tls_probe.model import Finding, FindingCode
 from .brokers import harness_serving
 from .helpers import probe_json, write_pem
 
-NOW = datetime.now(UTC)  # taken again when the module's tests start: see _clock
+NOW = datetime.now(UTC)
 DAY = timedelta(days=1)
 
 

@@ -7,6 +7,7 @@ as ``days_left`` are computed once, when the report is built, from an injected
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -37,6 +38,8 @@ class FindingCode(StrEnum):
     NOT_A_CA = "not_a_ca"
     NO_CERT_SIGN = "no_cert_sign"
     QUICKSTART_CA = "quickstart_ca"
+    NEGATIVE_SERIAL = "negative_serial"
+    UNPARSEABLE = "unparseable"  # cryptography cannot read it (also a report's warning)
     # a trust anchor of connect's trust stage
     TRUST_EXPIRED = "trust_expired"
     TRUST_EXPIRES_SOON = "trust_expires_soon"
@@ -108,6 +111,23 @@ class CertInfo:
 
 
 @dataclass(frozen=True)
+class Unparseable:
+    """A certificate ``cryptography`` cannot read in full, though OpenSSL may accept it.
+
+    ``certificate`` is set when it loads but a part does not parse (a
+    duplicate extension, a malformed SAN); None when it does not load at all.
+    """
+
+    der: bytes
+    reason: str
+    certificate: x509.Certificate | None = None
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.der).hexdigest()
+
+
+@dataclass(frozen=True)
 class Target:
     host: str
     port: int
@@ -122,6 +142,7 @@ class TrustBundle:
     location: str  # a path, or namespace/configmap[key]
     certificates: tuple[x509.Certificate, ...]
     note: str = ""  # e.g. which of the default ConfigMaps was used
+    unparseable: tuple[Unparseable, ...] = ()  # skipped: cryptography cannot read them
 
 
 @dataclass(frozen=True)
@@ -239,6 +260,7 @@ class BundleReport:
     certificates: tuple[CertInfo, ...]
     error: ErrorInfo | None = None
     written: Path | None = None  # --out
+    findings: tuple[Finding, ...] = ()  # about the bundle as a whole (skipped certificates)
 
     @property
     def exit_code(self) -> int:

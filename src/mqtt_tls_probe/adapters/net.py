@@ -1,6 +1,9 @@
 """The ``resolve`` and ``tcp`` stages: name resolution and the TCP connection.
 
 Failures are classified by ``core.classify`` on errno and getaddrinfo codes.
+Whatever the lookup raises (getaddrinfo's errors, the IDNA codec's
+``UnicodeError`` for a name such as ``a..b``) is a ``dns_failure`` with its
+reason: never a traceback from the lookup's thread, never a false timeout.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import time
 from dataclasses import dataclass
 
 from mqtt_tls_probe.core import classify
-from mqtt_tls_probe.errors import ProbeError
+from mqtt_tls_probe.errors import ErrorInfo, ProbeError
 
 
 @dataclass(frozen=True)
@@ -26,7 +29,10 @@ class Address:
 
     def __str__(self) -> str:
         ip, port = self.sockaddr[0], self.sockaddr[1]
-        return f"[{ip}]:{port}" if self.family == socket.AF_INET6 else f"{ip}:{port}"
+        if self.family != socket.AF_INET6:
+            return f"{ip}:{port}"
+        scope = self.sockaddr[3] if len(self.sockaddr) == 4 else 0
+        return f"[{ip}%{scope}]:{port}" if scope else f"[{ip}]:{port}"
 
 
 def is_ip_literal(host: str) -> bool:
@@ -38,19 +44,20 @@ def is_ip_literal(host: str) -> bool:
 
 
 def resolve(host: str, port: int, timeout: float) -> list[Address]:
-    """All addresses of ``host``, in the resolver's order, within ``timeout`` seconds."""
+    """All addresses of ``host``, in the resolver's order, within ``timeout`` seconds.
+
+    Raises:
+        ProbeError: ``dns_failure``.
+    """
     if is_ip_literal(host):
-        ip = ipaddress.ip_address(host)
-        if ip.version == 6:
-            return [Address(socket.AF_INET6, (str(ip), port, 0, 0))]
-        return [Address(socket.AF_INET, (str(ip), port))]
-    outcome: list[list[Address] | socket.gaierror] = []
+        return [_literal_address(host, port)]
+    outcome: list[list[Address] | Exception] = []
 
     def lookup() -> None:
         try:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
             outcome.append([Address(info[0], info[4][:4]) for info in infos])  # type: ignore[arg-type]
-        except socket.gaierror as exc:
+        except Exception as exc:  # any failure of the lookup is its answer: no thread traceback
             outcome.append(exc)
 
     # getaddrinfo() has no timeout of its own: bound the wait in a thread.
@@ -60,11 +67,40 @@ def resolve(host: str, port: int, timeout: float) -> list[Address]:
     if not outcome:
         raise ProbeError.from_info(classify.dns_timeout(host, timeout))
     result = outcome[0]
-    if isinstance(result, socket.gaierror):
-        code = result.args[0] if result.args else None
-        raise ProbeError.from_info(classify.dns_error(host, code, result.strerror))
+    if isinstance(result, Exception):
+        raise ProbeError.from_info(_lookup_error(host, result)) from result
     # getaddrinfo may list an address once per protocol; keep the first of each.
     return list(dict.fromkeys(result))
+
+
+def _lookup_error(host: str, exc: Exception) -> ErrorInfo:
+    if isinstance(exc, socket.gaierror):
+        code = exc.args[0] if exc.args else None
+        return classify.dns_error(host, code, exc.strerror)
+    if isinstance(exc, UnicodeError):
+        # The IDNA codec's words: "encoding with 'idna' codec failed (UnicodeError: label
+        # empty or too long)"; the reason is the last part.
+        reason = str(exc).rsplit("UnicodeError: ", 1)[-1].rstrip(")")
+        return classify.invalid_host_name(host, reason)
+    return classify.dns_error(host, None, f"{type(exc).__name__}: {exc}")
+
+
+def _literal_address(host: str, port: int) -> Address:
+    """An IP address written as the target; an IPv6 one may name its interface (``%lo``)."""
+    ip = ipaddress.ip_address(host)
+    if isinstance(ip, ipaddress.IPv4Address):
+        return Address(socket.AF_INET, (str(ip), port))
+    scope = _interface_index(host, ip.scope_id) if ip.scope_id else 0
+    return Address(socket.AF_INET6, (str(ipaddress.IPv6Address(int(ip))), port, 0, scope))
+
+
+def _interface_index(host: str, scope: str) -> int:
+    if scope.isdigit():
+        return int(scope)
+    try:
+        return socket.if_nametoindex(scope)
+    except OSError as exc:
+        raise ProbeError.from_info(classify.unknown_interface(host, scope)) from exc
 
 
 def connect(addresses: list[Address], timeout: float) -> tuple[socket.socket, Address]:
@@ -79,7 +115,11 @@ def connect(addresses: list[Address], timeout: float) -> tuple[socket.socket, Ad
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break
-        sock = socket.socket(address.family, socket.SOCK_STREAM)
+        try:
+            sock = socket.socket(address.family, socket.SOCK_STREAM)
+        except OSError as exc:  # no IPv6 on this machine (EAFNOSUPPORT)
+            failures.append((address, exc))
+            continue
         sock.settimeout(remaining)
         try:
             sock.connect(address.sockaddr)

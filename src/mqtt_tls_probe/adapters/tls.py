@@ -21,11 +21,10 @@ import ssl
 import time
 from typing import TYPE_CHECKING
 
-from cryptography import x509
-
 from mqtt_tls_probe.adapters.net import Address
 from mqtt_tls_probe.adapters.tls_settings import apply_client_limits
 from mqtt_tls_probe.config import TlsOptions
+from mqtt_tls_probe.core.certinfo import Loaded, load_der
 from mqtt_tls_probe.core.classify import (
     HandshakeFailure,
     TlsAttempt,
@@ -131,12 +130,13 @@ def handshake(
     return tls
 
 
-def peer_chain(tls: ssl.SSLSocket) -> list[x509.Certificate]:
+def peer_chain(tls: ssl.SSLSocket) -> list[Loaded]:
     """The certificates the server sent, leaf first, trusted or not.
 
     Public on SSLSocket from Python 3.13 (as DER); on 3.11 and 3.12 only on
     the internal ``_sslobj`` (as ``_ssl.Certificate``). This is the one place
-    that knows.
+    that knows. A certificate OpenSSL took but cryptography cannot read in
+    full comes back as an ``Unparseable``, in its place.
     """
     public = getattr(tls, "get_unverified_chain", None)
     if public is not None:
@@ -144,7 +144,7 @@ def peer_chain(tls: ssl.SSLSocket) -> list[x509.Certificate]:
     else:
         sslobj = tls._sslobj  # type: ignore[attr-defined]
         raw = [c.public_bytes(ssl._ssl.ENCODING_DER) for c in sslobj.get_unverified_chain() or []]  # type: ignore[attr-defined]
-    return [x509.load_der_x509_certificate(der) for der in raw]
+    return [load_der(der) for der in raw]
 
 
 def session_info(tls: ssl.SSLSocket) -> TlsInfo:
@@ -154,15 +154,18 @@ def session_info(tls: ssl.SSLSocket) -> TlsInfo:
 
 def fetch_chain(
     address: Address, options: TlsOptions, timeout: float
-) -> tuple[list[x509.Certificate], TlsInfo] | None:
+) -> tuple[list[Loaded], TlsInfo] | None:
     """A second handshake without verification, only to read the chain as sent.
 
     Returns None when this handshake fails too. The connection is closed at
-    once: no byte of application data crosses it.
+    once: no byte of application data crosses it. Connect and handshake share
+    ``timeout``.
     """
     context = build_context(None, options, verify=False)
+    deadline = time.monotonic() + timeout
     try:
         with socket.create_connection(address.sockaddr[:2], timeout=timeout) as sock:
+            sock.settimeout(_left(deadline))
             tls = context.wrap_socket(sock, server_hostname=options.server_name)
             try:
                 return peer_chain(tls), session_info(tls)
@@ -244,6 +247,7 @@ def handshake_error(
         reason=getattr(exc, "reason", None) or "",
         timed_out=isinstance(exc, TimeoutError | socket.timeout),
         closed=isinstance(exc, ssl.SSLEOFError | ConnectionResetError | BrokenPipeError),
+        close_notify=isinstance(exc, ssl.SSLZeroReturnError),
         ssl_error=isinstance(exc, ssl.SSLError),
         os_error=isinstance(exc, OSError) and exc.errno is not None,
         text=str(exc),
@@ -278,17 +282,23 @@ def sniff_cleartext(address: Address, timeout: float) -> str | None:
 
     Used only after a handshake failed in a way that may mean "not TLS", to
     tell a plain MQTT listener or an HTTP server apart from a server that
-    merely closed. It sends no credentials.
+    merely closed. It sends no credentials. All of it takes ``timeout`` at most.
     """
+    deadline = time.monotonic() + timeout
     try:
         with socket.create_connection(address.sockaddr[:2], timeout=timeout) as sock:
             sock.sendall(_MQTT_CONNECT)
-            data = _read_some(sock, timeout)
+            data = _read_some(sock, _left(deadline))
             if data[:2] == b"\x20\x02":
                 sock.sendall(_MQTT_DISCONNECT)
     except OSError:
         return None
     return describe_cleartext(data)
+
+
+def _left(deadline: float) -> float:
+    """Seconds to ``deadline``, at least 1 ms (a socket timeout of 0 means non-blocking)."""
+    return max(deadline - time.monotonic(), 0.001)
 
 
 def _read_some(sock: socket.socket, timeout: float, limit: int = 64) -> bytes:

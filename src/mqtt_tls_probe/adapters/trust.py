@@ -10,7 +10,7 @@ from pathlib import Path
 
 from mqtt_tls_probe.adapters import files
 from mqtt_tls_probe.config import TrustOptions
-from mqtt_tls_probe.core.trust_bundle import parse_bundle
+from mqtt_tls_probe.core.trust_bundle import read_bundle
 from mqtt_tls_probe.errors import ErrorKind, ProbeError
 from mqtt_tls_probe.model import TrustBundle, TrustSource
 
@@ -32,7 +32,7 @@ def load_trust(options: TrustOptions, timeout: float) -> TrustBundle:
 
 def load_ca_file(path: Path, wait: float = files.DEFAULT_PIPE_WAIT) -> TrustBundle:
     data = read_certificate_file(path, "The CA file", wait)
-    return TrustBundle(TrustSource.FILE, str(path), tuple(parse_bundle(data, str(path))))
+    return read_bundle(TrustSource.FILE, str(path), data)
 
 
 def read_certificate_file(path: Path, what: str, wait: float = files.DEFAULT_PIPE_WAIT) -> bytes:

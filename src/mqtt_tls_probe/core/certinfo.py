@@ -1,22 +1,37 @@
 """Read certificates and describe them the way an operator wants to see them.
 
-Rule: pure functions of certificates and an injected ``now``; no I/O.
+Rules:
+- pure functions of certificates and an injected ``now``; no I/O;
+- OpenSSL decides whether a certificate is trusted; ``cryptography`` only
+  describes and explains. It is stricter than OpenSSL and parses parts of a
+  certificate lazily (``cert.extensions`` may raise long after loading), so
+  every certificate is read in full once, by ``load_der`` / ``read_certificates``:
+  what it cannot read becomes an ``Unparseable`` (described as such, its DER
+  fingerprinted) and never reaches the checks;
+- no warning of ``cryptography`` reaches the terminal: a negative serial
+  number is a finding instead.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import contextlib
 import hashlib
-from collections.abc import Iterable, Sequence
+import re
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from mqtt_tls_probe.aio import EXPIRY_WARNING_DAYS, QUICKSTART_CA_CN
-from mqtt_tls_probe.model import CertInfo, Finding, FindingCode
+from mqtt_tls_probe.model import CertInfo, Finding, FindingCode, Unparseable
 
 _CURVE_NAMES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
 _EKU_NAMES = {
@@ -36,21 +51,94 @@ _KEY_USAGE_NAMES = (
 # Only defined when keyAgreement is set (reading them otherwise raises).
 _AGREEMENT_ONLY_NAMES = (("encipher_only", "encipherOnly"), ("decipher_only", "decipherOnly"))
 _SECONDS_PER_DAY = 86400
+# What cryptography raises for a part of a certificate it cannot parse.
+_PARSE_ERRORS = (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType)
+_UNREADABLE = (*_PARSE_ERRORS, UnsupportedAlgorithm)
+_PEM_BLOCK = re.compile(
+    rb"-----BEGIN CERTIFICATE-----\s*(.*?)\s*-----END CERTIFICATE-----", re.DOTALL
+)
+
+Loaded = x509.Certificate | Unparseable
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """cryptography warns, with a source line, of a negative serial, on load and on every
+    read of ``serial_number`` (a finding here)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        yield
+
+
+def serial_number(cert: x509.Certificate) -> int:
+    with quiet():
+        return cert.serial_number
 
 
 def parse_certificates(data: bytes) -> list[x509.Certificate]:
     """Every certificate in ``data``: PEM (any number) or one DER certificate.
 
     Returns an empty list when there is none; raises ``ValueError`` for PEM
-    blocks that are not valid certificates.
+    blocks that are not valid certificates. ``read_certificates`` keeps the
+    others when one cannot be read.
     """
-    if b"-----BEGIN" in data:
-        if b"-----BEGIN CERTIFICATE-----" not in data:
-            return []
-        return x509.load_pem_x509_certificates(data)
-    if data[:1] == b"\x30":  # an ASN.1 SEQUENCE: try DER
-        return [x509.load_der_x509_certificate(data)]
+    with quiet():
+        if b"-----BEGIN" in data:
+            if b"-----BEGIN CERTIFICATE-----" not in data:
+                return []
+            return x509.load_pem_x509_certificates(data)
+        if data[:1] == b"\x30":  # an ASN.1 SEQUENCE: try DER
+            return [x509.load_der_x509_certificate(data)]
     return []
+
+
+def read_certificates(data: bytes) -> list[Loaded]:
+    """Every certificate in ``data`` (PEM blocks, or one DER certificate), each read on its own.
+
+    A certificate ``cryptography`` cannot read in full is an ``Unparseable``
+    in its place; an empty list means ``data`` holds no certificate at all.
+    """
+    if b"-----BEGIN" not in data:
+        return [load_der(data)] if data[:1] == b"\x30" else []
+    found: list[Loaded] = []
+    for block in _PEM_BLOCK.findall(data):
+        try:
+            der = base64.b64decode(block, validate=False)
+        except binascii.Error as exc:
+            found.append(Unparseable(b"", f"its PEM block is not valid base64 ({exc})"))
+            continue
+        found.append(load_der(der))
+    return found
+
+
+def load_der(der: bytes) -> Loaded:
+    """One DER certificate, read in full: a certificate, or why cryptography cannot read it."""
+    try:
+        with quiet():
+            cert = x509.load_der_x509_certificate(der)
+    except ValueError as exc:
+        return Unparseable(der, str(exc))
+    problem = unreadable_part(cert)
+    return cert if problem is None else Unparseable(der, problem, cert)
+
+
+def unreadable_part(cert: x509.Certificate) -> str | None:
+    """What cryptography fails to parse in ``cert`` (lazily parsed parts included), or None."""
+    try:
+        _ = cert.extensions
+        _ = cert.public_key()
+        _ = (cert.subject.rfc4514_string(), cert.issuer.rfc4514_string())
+    except _UNREADABLE as exc:
+        return str(exc) or type(exc).__name__
+    return None
+
+
+def usable(items: Iterable[Loaded]) -> list[x509.Certificate]:
+    return [item for item in items if isinstance(item, x509.Certificate)]
+
+
+def unparseable(items: Iterable[Loaded]) -> list[Unparseable]:
+    return [item for item in items if isinstance(item, Unparseable)]
 
 
 def describe_content(data: bytes) -> str:
@@ -164,8 +252,8 @@ def signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     A rotated CA keeps its name and changes its key, so the key is what counts.
     """
     key = issuer.public_key()
-    algorithm = cert.signature_hash_algorithm
     try:
+        algorithm = cert.signature_hash_algorithm
         if isinstance(key, ec.EllipticCurvePublicKey) and algorithm is not None:
             key.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(algorithm))
         elif isinstance(key, rsa.RSAPublicKey) and algorithm is not None:
@@ -174,8 +262,8 @@ def signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
             key.verify(cert.signature, cert.tbs_certificate_bytes)
         else:
             return False
-    except (InvalidSignature, ValueError, TypeError):
-        return False
+    except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
+        return False  # UnsupportedAlgorithm: a signature algorithm cryptography does not know
     return True
 
 
@@ -269,6 +357,14 @@ def certificate_findings(
                 FindingCode.QUICKSTART_CA, "Azure IoT Operations quickstart CA: not for production"
             )
         )
+    if serial_number(cert) <= 0:
+        findings.append(
+            Finding(
+                FindingCode.NEGATIVE_SERIAL,
+                "the serial number is negative or zero, which RFC 5280 forbids: cryptography "
+                "will refuse such certificates in a future release",
+            )
+        )
     return tuple(findings)
 
 
@@ -279,7 +375,7 @@ def describe(cert: x509.Certificate, now: datetime, *, as_trust_anchor: bool = F
     return CertInfo(
         subject=name_of(cert.subject),
         issuer=name_of(cert.issuer),
-        serial=format(cert.serial_number, "x"),
+        serial=format(serial_number(cert), "x"),
         not_before=cert.not_valid_before_utc,
         not_after=cert.not_valid_after_utc,
         days_left=days_left(cert, now),
@@ -299,9 +395,74 @@ def describe(cert: x509.Certificate, now: datetime, *, as_trust_anchor: bool = F
 
 
 def describe_all(
-    certs: Iterable[x509.Certificate], now: datetime, *, as_trust_anchor: bool = False
+    certs: Iterable[Loaded], now: datetime, *, as_trust_anchor: bool = False
 ) -> tuple[CertInfo, ...]:
-    return tuple(describe(c, now, as_trust_anchor=as_trust_anchor) for c in certs)
+    """Each certificate described; one cryptography cannot load at all has no entry."""
+    described = []
+    for cert in certs:
+        if isinstance(cert, x509.Certificate):
+            described.append(describe(cert, now, as_trust_anchor=as_trust_anchor))
+        elif (partly := describe_unparseable(cert, now)) is not None:
+            described.append(partly)
+    return tuple(described)
+
+
+def describe_unparseable(item: Unparseable, now: datetime) -> CertInfo | None:
+    """What can be read of a certificate that loads but does not parse in full, or None.
+
+    Its extensions are not read (they are what fails, mostly): the entry says
+    so in a finding, with the reason; its fingerprint is that of its DER.
+    """
+    cert = item.certificate
+    if cert is None:
+        return None
+    return CertInfo(
+        subject=_subject_of(cert),
+        issuer=_readable(lambda: name_of(cert.issuer)),
+        serial=format(serial_number(cert), "x"),
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        days_left=days_left(cert, now),
+        sans=(),
+        is_ca=False,
+        key=_readable(lambda: key_description(cert)),
+        sha256=item.sha256,
+        signature_algorithm=_signature_algorithm(cert),
+        basic_constraints=None,
+        key_usage=(),
+        extended_key_usage=(),
+        ski=None,
+        aki=None,
+        self_signed=False,
+        findings=(
+            Finding(
+                FindingCode.UNPARSEABLE,
+                f"cryptography cannot parse this certificate: {item.reason}; its extensions "
+                "are not shown, and OpenSSL's verdict stands",
+            ),
+        ),
+    )
+
+
+def _readable(read: Callable[[], str]) -> str:
+    try:
+        return read()
+    except _UNREADABLE:
+        return "(cannot be parsed)"
+
+
+def _subject_of(cert: x509.Certificate) -> str:
+    return _readable(lambda: name_of(cert.subject))
+
+
+def unparseable_finding(item: Unparseable, what: str, consequence: str) -> Finding:
+    """A report's warning about ``item``: ``what`` names it, ``consequence`` says what follows."""
+    name = f" ({_subject_of(item.certificate)})" if item.certificate is not None else ""
+    fingerprint = f", SHA-256 {item.sha256}" if item.der else ""
+    return Finding(
+        FindingCode.UNPARSEABLE,
+        f"cryptography cannot parse {what}{name}{fingerprint}: {item.reason}; {consequence}.",
+    )
 
 
 def iso(moment: datetime) -> str:

@@ -51,6 +51,26 @@ def dns_error(host: str, code: int | None, strerror: str | None) -> ErrorInfo:
     return ErrorInfo.of(ErrorKind.DNS_FAILURE, f"Resolving {host} failed: {strerror}.")
 
 
+def invalid_host_name(host: str, reason: str) -> ErrorInfo:
+    """A name the resolver refuses before asking anyone (the IDNA codec: ``a..b``, ``.``)."""
+    return ErrorInfo.of(
+        ErrorKind.DNS_FAILURE,
+        f"{host!r} is not a valid host name: {reason} (each dot-separated label needs 1 to "
+        "63 characters).",
+        "Check the host name for doubled or stray dots and overlong labels, or use the "
+        "broker's IP address.",
+    )
+
+
+def unknown_interface(host: str, scope: str) -> ErrorInfo:
+    return ErrorInfo.of(
+        ErrorKind.DNS_FAILURE,
+        f"The address {host} names the network interface {scope!r}, which this machine "
+        "does not have.",
+        "Name an interface this machine has (ip link lists them), e.g. [fe80::1%eth0]:18883.",
+    )
+
+
 def dns_timeout(host: str, timeout: float) -> ErrorInfo:
     return ErrorInfo.of(
         ErrorKind.DNS_FAILURE,
@@ -63,7 +83,10 @@ def dns_timeout(host: str, timeout: float) -> ErrorInfo:
 REFUSED_ERRNOS = frozenset({errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED})
 UNREACHABLE_ERRNOS = frozenset(
     {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL, errno.ENETDOWN}
+    | {errno.EAFNOSUPPORT}  # an IPv6 address on a machine without IPv6
 )
+# A link-local IPv6 address without its interface (fe80::1, not fe80::1%eth0).
+NEEDS_INTERFACE_ERRNOS = frozenset({errno.EINVAL})
 
 
 def connect_error(
@@ -90,6 +113,13 @@ def connect_error(
         return ErrorInfo.of(
             ErrorKind.NETWORK_UNREACHABLE,
             f"{tried} cannot be reached from this machine: {strerror}.",
+        )
+    if found & NEEDS_INTERFACE_ERRNOS:
+        return ErrorInfo.of(
+            ErrorKind.NETWORK_UNREACHABLE,
+            f"{tried} cannot be dialled from this machine ({strerror}): a link-local IPv6 "
+            "address needs its interface.",
+            "Name the interface after the address: [fe80::1%eth0]:18883.",
         )
     return None
 
@@ -139,6 +169,17 @@ HANDSHAKE_FAILURE = "SSLV3_ALERT_HANDSHAKE_FAILURE"
 NEGOTIATION_ALERTS = frozenset({HANDSHAKE_FAILURE, "TLSV1_ALERT_INSUFFICIENT_SECURITY"})
 NO_APPLICATION_PROTOCOL = "TLSV1_ALERT_NO_APPLICATION_PROTOCOL"
 
+# OpenSSL reasons for a server whose certificate or parameters this client refuses:
+# (message, hint). OpenSSL reads at most 100 KiB of certificate chain (max_cert_list).
+SERVER_PARAMETER_REASONS = {
+    "EXCESSIVE_MESSAGE_SIZE": (
+        "The client refused the server's handshake: a message from the server (its "
+        "certificate chain, most likely) is larger than OpenSSL accepts, 100 KiB for a chain",
+        "Have the broker send only its certificate and its intermediates (not the root, not "
+        "unrelated certificates), and certificates without oversized extensions.",
+    ),
+}
+
 CLIENT_REJECTION_HINTS = {
     "TLSV1_ALERT_UNKNOWN_CA": (
         "The listener does not trust the CA that issued --cert: use a certificate from the "
@@ -176,6 +217,7 @@ class HandshakeFailure:
     reason: str = ""  # OpenSSL's reason name, "" when there is none
     timed_out: bool = False
     closed: bool = False  # EOF, reset or broken pipe
+    close_notify: bool = False  # the server sent a close_notify alert (a clean TLS close)
     ssl_error: bool = False  # an ssl.SSLError (as opposed to a plain OSError)
     os_error: bool = False  # an OSError with an errno
     text: str = ""  # the exception's text, for the last-resort message only
@@ -211,8 +253,9 @@ def classify_handshake(failure: HandshakeFailure, attempt: TlsAttempt) -> ErrorI
             "The server accepted TCP but did not complete the TLS handshake within "
             f"{attempt.timeout:g} s.",
         )
-    if failure.closed or reason in EOF_REASONS:
-        return peer_closed(after_handshake=attempt.after_handshake)
+    ended = _connection_ended(failure, attempt)
+    if ended is not None:
+        return ended
     if reason in NOT_TLS_REASONS:
         return ErrorInfo.of(
             ErrorKind.NOT_TLS, f"The server did not answer in TLS (OpenSSL: {reason})."
@@ -227,6 +270,10 @@ def classify_handshake(failure: HandshakeFailure, attempt: TlsAttempt) -> ErrorI
         )
     if reason in CLIENT_CERT_ALERTS:
         return client_cert_error(reason, attempt)
+    if reason in SERVER_PARAMETER_REASONS:
+        message, hint = SERVER_PARAMETER_REASONS[reason]
+        said = f"{message} (OpenSSL: {reason})."
+        return ErrorInfo.of(ErrorKind.UNSUPPORTED_SERVER_KEY, said, hint)
     if reason in NEGOTIATION_ALERTS:
         return negotiation_error(reason, failure, attempt)
     if "ALERT" in reason:
@@ -367,6 +414,47 @@ def server_key_problem(key: ServerKey, attempt: TlsAttempt) -> str | None:
                 f"{level} requires of EC keys"
             )
     return None
+
+
+def _connection_ended(failure: HandshakeFailure, attempt: TlsAttempt) -> ErrorInfo | None:
+    """The server closed (cleanly or not), or broke a session already established."""
+    if failure.close_notify and not attempt.after_handshake:
+        return ErrorInfo.of(
+            ErrorKind.PEER_CLOSED,
+            "The server closed the TLS handshake: it sent a close_notify alert instead of "
+            "going on with the handshake.",
+            "The server ended the handshake without saying why: read the broker's (or its "
+            "proxy's) log for the TLS error; some refuse an SNI name they do not serve "
+            "(--server-name) or a client they do not accept.",
+        )
+    if failure.closed or failure.reason in EOF_REASONS:
+        return peer_closed(after_handshake=attempt.after_handshake)
+    broken = attempt.after_handshake and failure.ssl_error
+    if broken and not _about_the_client(failure.reason, attempt):
+        return broken_after_handshake(failure.reason or failure.text)
+    return None
+
+
+def _about_the_client(reason: str, attempt: TlsAttempt) -> bool:
+    """An alert that is the server's verdict on the client (or its missing certificate).
+
+    In TLS 1.2 an OpenSSL server that requires a certificate and gets none
+    answers with a plain handshake_failure alert.
+    """
+    return reason in CLIENT_CERT_ALERTS or (
+        reason == HANDSHAKE_FAILURE and attempt.client_subject is None
+    )
+
+
+def broken_after_handshake(reason: str) -> ErrorInfo:
+    """A TLS error on an established connection that says nothing about the client."""
+    what = f"the alert {reason}" if "ALERT" in reason else f"a record OpenSSL rejects ({reason})"
+    return ErrorInfo.of(
+        ErrorKind.PEER_CLOSED,
+        f"The TLS connection broke after the handshake: the server sent {what}.",
+        "The server (or a proxy or load balancer on the way) broke the TLS session: check "
+        "the broker's log and whatever terminates TLS in front of it.",
+    )
 
 
 def peer_closed(*, after_handshake: bool) -> ErrorInfo:
@@ -539,8 +627,13 @@ def no_connack_hint(version: str, *, sat: bool) -> str:
 # --- what a port says in cleartext -------------------------------------------------------
 
 
+# The first byte of a TLS record: change_cipher_spec, alert, handshake, application_data.
+TLS_RECORD_TYPES = frozenset({0x14, 0x15, 0x16, 0x17})
+
+
 def describe_cleartext(data: bytes) -> str | None:
-    """A few words on a cleartext answer to an MQTT CONNECT; None when nothing came."""
+    """A few words on a cleartext answer to an MQTT CONNECT; None when nothing came,
+    or when the answer is TLS after all."""
     if not data:
         return None
     if data[:2] == b"\x20\x02" and len(data) >= 4:
@@ -553,6 +646,8 @@ def describe_cleartext(data: bytes) -> str | None:
         return f"it answered in cleartext HTTP ({status!r}): an HTTP server"
     if data.startswith(b"SSH-"):
         return "it sent an SSH banner: an SSH server"
+    if len(data) >= 3 and data[0] in TLS_RECORD_TYPES and data[1] == 3:
+        return None  # a TLS record (an alert, most likely): the port does speak TLS
     shown = data[:16]
     printable = all(32 <= b < 127 or b in b"\r\n\t" for b in shown)
     return f"it answered in cleartext: {shown!r}" if printable else f"it answered {shown.hex(' ')}"

@@ -1,10 +1,12 @@
 """A trust bundle from bytes or from a ConfigMap object: the CA certificates it holds.
 
 Rule: pure; the bytes and the ConfigMap's JSON come from the adapters. A
-bundle that holds no usable certificate is a ``ProbeError`` of the trust
-stage, saying what is there instead (never its content). The ConfigMap's
-JSON is untrusted: every field is checked for its shape before use, and a
-wrong shape is ``trust_bundle_invalid`` naming the field and what it holds.
+certificate ``cryptography`` cannot parse is skipped (kept in
+``TrustBundle.unparseable``, for the findings) and the rest is used; a bundle
+that holds no usable certificate is a ``ProbeError`` of the trust stage,
+saying what is there instead (never its content).
+The ConfigMap's JSON is untrusted: every field is checked for its shape before
+use, and a wrong shape is ``trust_bundle_invalid`` naming the field and what it holds.
 """
 
 from __future__ import annotations
@@ -12,32 +14,36 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from cryptography import x509
-
-from mqtt_tls_probe.core.certinfo import describe_content, parse_certificates
+from mqtt_tls_probe.core.certinfo import (
+    describe_content,
+    read_certificates,
+    unparseable,
+    usable,
+)
 from mqtt_tls_probe.errors import ErrorKind, ProbeError
 from mqtt_tls_probe.model import TrustBundle, TrustSource
 
 
-def parse_bundle(data: bytes, where: str) -> list[x509.Certificate]:
-    """The certificates of a bundle.
+def read_bundle(source: TrustSource, where: str, data: bytes, note: str = "") -> TrustBundle:
+    """The bundle in ``data``: the certificates cryptography reads, the others skipped.
 
     Raises:
         ProbeError: ``trust_bundle_invalid``, saying what the data holds instead.
     """
-    try:
-        certs = parse_certificates(data)
-    except ValueError as exc:
-        raise ProbeError(
-            ErrorKind.TRUST_BUNDLE_INVALID,
-            f"{where} holds a PEM certificate block that does not parse: {exc}.",
-        ) from exc
-    if not certs:
+    found = read_certificates(data)
+    certs, skipped = usable(found), unparseable(found)
+    if not found:
         raise ProbeError(
             ErrorKind.TRUST_BUNDLE_INVALID,
             f"{where} holds no certificate: {describe_content(data)}.",
         )
-    return certs
+    if not certs:
+        raise ProbeError(
+            ErrorKind.TRUST_BUNDLE_INVALID,
+            f"{where} holds {len(found)} certificate(s), and cryptography can parse none of "
+            f"them: {skipped[0].reason}.",
+        )
+    return TrustBundle(source, where, tuple(certs), note, tuple(skipped))
 
 
 MESSAGE_LIMIT = 300  # characters of a string from outside (cluster, file) in a message
@@ -137,4 +143,4 @@ def _bundle_from_configmap(
             if keys
             else "The ConfigMap is empty: check the component that fills it (trust-manager).",
         )
-    return TrustBundle(TrustSource.CLUSTER, where, tuple(parse_bundle(raw, where)), note)
+    return read_bundle(TrustSource.CLUSTER, where, raw, note)

@@ -8,7 +8,7 @@ from pathlib import Path
 from mqtt_tls_probe.adapters import files
 from mqtt_tls_probe.adapters.trust import load_trust
 from mqtt_tls_probe.config import ClusterOptions, TrustOptions
-from mqtt_tls_probe.core.certinfo import describe_all, to_pem
+from mqtt_tls_probe.core.certinfo import describe_all, to_pem, unparseable_finding
 from mqtt_tls_probe.errors import ProbeError
 from mqtt_tls_probe.model import BundleReport
 
@@ -37,6 +37,10 @@ def bundle_report(
     except ProbeError as error:
         return BundleReport(None, (), error.info)
     described = describe_all(bundle.certificates, now or datetime.now(UTC), as_trust_anchor=True)
+    skipped = tuple(
+        unparseable_finding(item, f"a certificate of {bundle.location}", "it is skipped")
+        for item in bundle.unparseable
+    )
     if out is not None:
         files.write_file(out, to_pem(bundle.certificates), replace=force)
-    return BundleReport(bundle, described, written=out)
+    return BundleReport(bundle, described, written=out, findings=skipped)

@@ -1,9 +1,16 @@
 """``run_probe``: the stages of ``probe connect`` in order, each timed.
 
-Rule: the first failing stage ends the run and every later stage is reported
-as skipped. A failure is data in the report (``ErrorInfo``), never an
-exception out of ``run_probe``; only bugs escape. One ``ExitStack`` owns every
-socket and session a run opens, so each is closed whatever happens.
+Rules:
+- the first failing stage ends the run and every later stage is reported as
+  skipped. A failure is data in the report (``ErrorInfo``), never an
+  exception out of ``run_probe``; only bugs escape;
+- a failure belongs to the stage that was running: its row fails, the
+  report's ``error.stage`` names it and the exit code is that stage's, whatever
+  the kind (a TLS alert that arrives during the round trip fails the round trip);
+- each stage has ``--timeout`` seconds in all (``self.deadline``): every wait
+  inside it, retries included, ends by then;
+- one ``ExitStack`` owns every socket and session a run opens, so each is
+  closed whatever happens.
 """
 
 from __future__ import annotations
@@ -79,12 +86,13 @@ class _Probe:
         self.observer: HandshakeObserver | None = None
         self.trace: tuple[TraceEvent, ...] | None = None  # --trace: the tls stage's messages
         self.tls_info: TlsInfo | None = None
-        self.chain: list[x509.Certificate] = []
+        self.chain: list[certinfo.Loaded] = []  # as sent, each read in full or not
         self.mqtt_info: MqttInfo | None = None
         self.roundtrip_info: RoundtripInfo | None = None
         self.sat_claims: SatClaims | None = None
         self.session: MqttSession | None = None
         self.forward: ForwardInfo | None = None
+        self.deadline = 0.0  # time.monotonic() by which the running stage must end
 
     # --- orchestration ------------------------------------------------------
 
@@ -111,11 +119,12 @@ class _Probe:
             )
             return
         started = time.perf_counter()
+        self.deadline = time.monotonic() + self.config.timeout
         try:
             detail = step()
         except ProbeError as exc:
             ms = (time.perf_counter() - started) * 1000
-            self.error = exc.info
+            self.error = dataclasses.replace(exc.info, stage=name)
             self.results.append(StageResult(name, ok=False, skipped=False, ms=ms, detail=exc.kind))
             return
         ms = (time.perf_counter() - started) * 1000
@@ -146,6 +155,14 @@ class _Probe:
             warnings=tuple(self.warnings),
             forward=self.forward,
         )
+
+    def _remaining(self) -> float:
+        """Seconds left to the running stage (never negative)."""
+        return max(0.0, self.deadline - time.monotonic())
+
+    def _left_for_messages(self) -> float:
+        """``_remaining`` to the hundredth (it shows in "within 0.73 s"), at least 10 ms."""
+        return max(0.01, round(self._remaining(), 2))
 
     def _own_socket(self, sock: socket.socket) -> None:
         """Close ``sock`` when the run ends (closing twice is harmless)."""
@@ -183,6 +200,13 @@ class _Probe:
         names = "; ".join(_cn(c) for c in certs)
         plural = "s" if len(certs) > 1 else ""
         note = f", {self.bundle.note}" if self.bundle.note else ""
+        skipped = self.bundle.unparseable
+        for item in skipped:
+            what = f"a certificate of {self.bundle.location}"
+            consequence = "it is skipped, and the other CAs are used"
+            self.warnings.append(certinfo.unparseable_finding(item, what, consequence))
+        if skipped:
+            note += f", {len(skipped)} skipped (cryptography cannot parse them)"
         return f"{len(certs)} CA{plural} from {self.bundle.location}{note}: {names}"
 
     def resolve(self) -> str:
@@ -196,12 +220,7 @@ class _Probe:
 
     def tcp(self) -> str:
         if self.config.port_forward is not None:
-            try:
-                return self._tcp_forward()
-            except ProbeError as exc:  # a cluster read failing here is this stage's failure
-                if exc.stage is Stage.TCP:
-                    raise
-                raise ProbeError(exc.kind, exc.message, exc.hint, Stage.TCP) from exc
+            return self._tcp_forward()  # a cluster read failing there fails this stage
         started = time.perf_counter()
         self.tcp_socket, self.address = net.connect(self.addresses, self.config.timeout)
         self._own_socket(self.tcp_socket)
@@ -216,8 +235,8 @@ class _Probe:
         c = self.config
         request = c.port_forward
         assert request is not None  # noqa: S101 (narrowing)
-        deadline = time.monotonic() + c.timeout
-        client = ClusterClient(c.trust.cluster, c.timeout, one_deadline=True)
+        deadline = self.deadline
+        client = ClusterClient(c.trust.cluster, self._left_for_messages(), one_deadline=True)
         self.resources.callback(client.close)
         pod = find_pod(client, request.namespace, request.service, c.port)
         forwarder = Forwarder(client, pod)
@@ -256,7 +275,8 @@ class _Probe:
             self._end_trace()
             raise self._maybe_not_tls(exc) from exc
         self._own_socket(self.tls_socket)
-        window = min(c.timeout, max(_VERDICT_FLOOR, _VERDICT_ROUND_TRIPS * self.tcp_seconds))
+        verdict = max(_VERDICT_FLOOR, _VERDICT_ROUND_TRIPS * self.tcp_seconds)
+        window = min(self._remaining(), verdict)
         try:
             tls.await_server_verdict(self.tls_socket, c.tls, window, observer=observer)
         finally:
@@ -302,7 +322,9 @@ class _Probe:
         """A closed or non-TLS answer: look at what the port says in cleartext."""
         if error.kind not in (ErrorKind.PEER_CLOSED, ErrorKind.NOT_TLS) or self.address is None:
             return error
-        seen = tls.sniff_cleartext(self.address, min(self.config.timeout, 2.0))
+        if self._remaining() <= 0:
+            return error
+        seen = tls.sniff_cleartext(self.address, min(self._remaining(), 2.0))
         if seen is None:
             return error
         return ProbeError(
@@ -318,7 +340,7 @@ class _Probe:
             self._read_rejected_chain()
             raise ProbeError.from_info(
                 verify.explain_rejection(
-                    self.chain,
+                    self._checkable(),
                     anchors,
                     c.server_name,
                     self.now,
@@ -328,11 +350,13 @@ class _Probe:
             )
         assert self.tls_socket is not None  # noqa: S101 (narrowing)
         self.chain = tls.peer_chain(self.tls_socket)
-        self.warnings.extend(verify.findings(self.chain, anchors, c.server_name, self.now))
+        self._note_unparseable()
+        chain = self._checkable()
+        self.warnings.extend(verify.findings(chain, anchors, c.server_name, self.now))
         if c.trust.insecure:
             return self._unverified_detail()
-        leaf = self.chain[0] if self.chain else None
-        top = verify.build_path(self.chain, anchors).anchor if self.chain else None
+        leaf = chain[0] if chain else None
+        top = verify.build_path(chain, anchors).anchor if chain else None
         by = f", issued under {_cn(top)}" if top is not None and top is not leaf else ""
         return f"chain of {len(self.chain)} trusted for {c.server_name}{by}"
 
@@ -344,25 +368,41 @@ class _Probe:
         """
         c = self.config
         sent = self.observer.server_chain() if self.observer is not None else []
-        if sent:
-            try:
-                self.chain = [x509.load_der_x509_certificate(der) for der in sent]
-            except ValueError:
-                self.chain = []
-            else:
-                assert self.observer is not None  # noqa: S101 (narrowing)
-                self.tls_info = self.observer.session_info()
-                return
-        fetched = tls.fetch_chain(self.address, c.tls, c.timeout) if self.address else None
-        if fetched is not None:
-            self.chain, self.tls_info = fetched
+        if sent and self.observer is not None:
+            self.chain = [certinfo.load_der(der) for der in sent]
+            self.tls_info = self.observer.session_info()
+        elif self.address is not None:
+            fetched = tls.fetch_chain(self.address, c.tls, self._remaining())
+            if fetched is not None:
+                self.chain, self.tls_info = fetched
+        self._note_unparseable()
+
+    def _checkable(self) -> list[x509.Certificate]:
+        """The chain for the checks of ``core.verify``: all of it, or nothing.
+
+        A certificate cryptography cannot read would leave a gap the checks
+        would misread (a missing intermediate, another leaf); OpenSSL's verdict
+        and words then stand alone.
+        """
+        return [] if certinfo.unparseable(self.chain) else certinfo.usable(self.chain)
+
+    def _note_unparseable(self) -> None:
+        for index, item in enumerate(self.chain):
+            if isinstance(item, x509.Certificate):
+                continue
+            what = f"certificate {index} of the server's chain (0 is the server's own)"
+            consequence = "OpenSSL's verdict stands, and the chain is not checked further"
+            self.warnings.append(certinfo.unparseable_finding(item, what, consequence))
 
     def _unverified_detail(self) -> str:
         """Under --insecure: what verification would have said, as a warning."""
         if not self.chain:
             return "UNVERIFIED (--insecure): the server sent no certificate"
+        chain = self._checkable()
+        if not chain:
+            return "UNVERIFIED (--insecure): cryptography cannot parse the chain to check it"
         anchors = self.bundle.certificates or None  # None: no CA given, trust unknown
-        problem = verify.find_problem(self.chain, anchors, self.config.server_name, self.now)
+        problem = verify.find_problem(chain, anchors, self.config.server_name, self.now)
         if problem is None:
             checked = "trust, validity and name" if anchors else "validity and name (no CA given)"
             return f"UNVERIFIED (--insecure): the chain passes the checks of {checked}"
@@ -377,11 +417,18 @@ class _Probe:
     def _reconnect(self) -> ssl.SSLSocket:
         """TCP and the verifying handshake again, for the MQTT 3.1.1 retry."""
         c = self.config
-        sock, _ = net.connect([self.address] if self.address else self.addresses, c.timeout)
+        if self._remaining() <= 0:
+            raise ProbeError(
+                ErrorKind.NO_CONNACK,
+                f"The {c.timeout:g} s of the mqtt stage ran out before the MQTT 3.1.1 retry.",
+                "Raise --timeout, or try --mqtt-version 3.1.1 directly.",
+            )
+        addresses = [self.address] if self.address else self.addresses
+        sock, _ = net.connect(addresses, self._left_for_messages())
         self._own_socket(sock)
         assert self.context is not None  # noqa: S101 (narrowing)
         try:
-            tls_socket = tls.handshake(sock, self.context, c.tls, c.timeout)
+            tls_socket = tls.handshake(sock, self.context, c.tls, self._left_for_messages())
         except tls.CertificateRejected as exc:
             raise ProbeError(
                 ErrorKind.CONNECTION_DROPPED, f"The second TLS handshake failed: {exc}."
@@ -405,12 +452,13 @@ class _Probe:
             options=options,
             tls_options=c.tls,
             port=c.port,
+            deadline=self.deadline,
             timeout=c.timeout,
             allow_fallback=c.version_fallback,
         )
         self.session = outcome.session
         self.resources.callback(self._close_session)
-        self._record_mqtt(outcome.connack, fallback=outcome.refused_v5 is not None)
+        self._record_mqtt(outcome.connack, fallback=outcome.fell_back)
         failure = refusal(outcome, options)
         if failure is not None:
             raise failure
@@ -419,6 +467,10 @@ class _Probe:
         if outcome.refused_v5 is not None:
             refused = outcome.refused_v5.code_text()
             detail = f"MQTT 5 refused ({refused}); retried with 3.1.1: accepted"
+        elif outcome.dropped_v5:
+            detail = (
+                "the broker closed the connection on MQTT 5 CONNECT; retried with 3.1.1: accepted"
+            )
         if options.sat_token is not None:
             detail += f", K8S-SAT authenticated ({self.session.auth_exchanges} AUTH exchange(s))"
         return detail
@@ -441,7 +493,7 @@ class _Probe:
         c = self.config
         assert self.session is not None  # noqa: S101 (narrowing)
         topic = c.topic or default_topic(c.mqtt.client_id)
-        self.roundtrip_info = self.session.roundtrip(topic, c.timeout)
+        self.roundtrip_info = self.session.roundtrip(topic, self.deadline, c.timeout)
         r = self.roundtrip_info
         return (
             f"{topic}: SUBACK {r.subscribe_ms:.1f} ms, PUBACK {r.publish_ms:.1f} ms, "

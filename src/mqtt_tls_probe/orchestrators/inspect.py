@@ -1,7 +1,9 @@
 """``probe inspect``: certificates from a file, or the chain a server sends.
 
 With ``trace`` (``--trace``), the report's ``tls`` also holds the handshake's messages,
-whether the handshake succeeded or not.
+whether the handshake succeeded or not. A certificate cryptography cannot parse in
+full is described as far as it can be, and named in a warning with its SHA-256; the
+others are described as usual.
 """
 
 from __future__ import annotations
@@ -17,10 +19,16 @@ from mqtt_tls_probe.adapters import net, tls
 from mqtt_tls_probe.adapters.tls_observer import HandshakeObserver
 from mqtt_tls_probe.adapters.trust import read_certificate_file
 from mqtt_tls_probe.config import TlsOptions, check_server_name, parse_target
-from mqtt_tls_probe.core.certinfo import describe_all, describe_content, parse_certificates
+from mqtt_tls_probe.core.certinfo import (
+    Loaded,
+    describe_all,
+    describe_content,
+    read_certificates,
+    unparseable_finding,
+)
 from mqtt_tls_probe.core.verify import hostname_error, name_matches
 from mqtt_tls_probe.errors import ErrorKind, ProbeError
-from mqtt_tls_probe.model import Finding, FindingCode, InspectionReport, TlsInfo
+from mqtt_tls_probe.model import Finding, FindingCode, InspectionReport, TlsInfo, Unparseable
 
 
 def inspect_source(
@@ -48,9 +56,9 @@ def inspect_source(
     try:
         if origin == "file":
             data = read_certificate_file(Path(source), "The file", timeout)
-            return InspectionReport(
-                source, origin, describe_all(_certificates(data, source), moment)
-            )
+            certs = _certificates(data, source)
+            findings = _unparseable(certs, "certificate {} of the file")
+            return InspectionReport(source, origin, describe_all(certs, moment), findings=findings)
         return _inspect_server(source, server_name, timeout, moment, watch)
     except ProbeError as error:
         return InspectionReport(source, origin, (), tls=watch.tls_info(None), error=error.info)
@@ -83,19 +91,31 @@ def _is_file_source(source: str) -> bool:
     return True
 
 
-def _certificates(data: bytes, source: str) -> list[x509.Certificate]:
-    try:
-        certs = parse_certificates(data)
-    except ValueError as exc:
-        raise ProbeError(
-            ErrorKind.TRUST_BUNDLE_INVALID,
-            f"{source} holds a certificate that does not parse: {exc}.",
-        ) from exc
+def _unparseable(certs: list[Loaded], what: str) -> tuple[Finding, ...]:
+    """A warning per certificate cryptography cannot parse; ``what`` has a {} for its index."""
+    return tuple(
+        unparseable_finding(cert, what.format(index), "OpenSSL may still accept it")
+        for index, cert in enumerate(certs)
+        if not isinstance(cert, x509.Certificate)
+    )
+
+
+def _certificates(data: bytes, source: str) -> list[Loaded]:
+    certs = read_certificates(data)
     if not certs:
         raise ProbeError(
             ErrorKind.TRUST_BUNDLE_INVALID,
             f"{source} holds no certificate: {describe_content(data)}.",
             "Give a PEM or DER certificate file, or host:port for a server's chain.",
+        )
+    if not any(isinstance(c, x509.Certificate) or c.certificate is not None for c in certs):
+        first = certs[0]
+        assert isinstance(first, Unparseable)  # noqa: S101 (narrowing: none loads)
+        raise ProbeError(
+            ErrorKind.TRUST_BUNDLE_INVALID,
+            f"{source} holds {len(certs)} certificate(s), and cryptography can load none of "
+            f"them: {first.reason} (SHA-256 {first.sha256}).",
+            "OpenSSL may still read it: openssl x509 -in FILE -noout -text",
         )
     return certs
 
@@ -119,7 +139,9 @@ def _inspect_server(
         chain = tls.peer_chain(connection)
         info = watch.tls_info(tls.session_info(connection))
     watch.observer.stop()
-    if chain and not name_matches(chain[0], name):
-        mismatch = hostname_error(chain[0], name).message
+    findings += _unparseable(chain, "certificate {} of the server's chain (0 is its own)")
+    leaf = chain[0] if chain else None
+    if isinstance(leaf, x509.Certificate) and not name_matches(leaf, name):
+        mismatch = hostname_error(leaf, name).message
         findings = (*findings, Finding(FindingCode.HOSTNAME_MISMATCH, mismatch))
     return InspectionReport(source, "server", describe_all(chain, now), info, findings)

@@ -195,6 +195,7 @@ def bundle_json(report: BundleReport) -> dict[str, Any]:
         "note": bundle.note if bundle and bundle.note else None,
         "certificates": [cert_json(c) for c in report.certificates],
         "written": None if report.written is None else str(report.written),
+        "warnings": findings_json(report.findings),
         "error": error_json(report.error),
         "exit_code": report.exit_code,
     }

@@ -149,6 +149,7 @@ def render_bundle(report: BundleReport) -> list[str]:
         lines.append(f"note: {bundle.note}")
     for index, cert in enumerate(report.certificates):
         lines += certificate_lines(cert, index)
+    lines += [f"warning: {f.message}" for f in report.findings]
     if report.written is not None:
         lines += ["", f"wrote the bundle's PEM to {report.written}"]
     return lines
