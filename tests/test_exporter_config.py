@@ -118,7 +118,7 @@ def test_the_command_exits_2_naming_the_key(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "args",
     [
-        ["--discover"],
+        ["--discover", "--target", "127.0.0.1:1"],
         ["--listen", "9883"],
         ["--interval", "60s"],  # no loop to pace
         ["--target", "127.0.0.1:1", "--interval", "soon"],
@@ -133,9 +133,9 @@ def test_usage_errors_of_the_command(args: list[str]) -> None:
     assert result.stdout == ""
 
 
-def test_discover_says_what_to_use_instead() -> None:
-    result = probe("exporter", "--discover")
-    assert "--target HOST:PORT" in result.stderr
+def test_discover_or_target_not_both() -> None:
+    result = probe("exporter", "--discover", "--target", "127.0.0.1:1")
+    assert "pick one" in result.stderr
 
 
 def test_the_default_allow_list() -> None:

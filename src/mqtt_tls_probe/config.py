@@ -21,6 +21,7 @@ from typing import TypeVar
 from mqtt_tls_probe import aio
 from mqtt_tls_probe.core import names
 from mqtt_tls_probe.errors import UsageError
+from mqtt_tls_probe.model import ListenerInfo
 
 DEFAULT_HOST = "localhost"
 DEFAULT_TIMEOUT = 10.0
@@ -118,6 +119,9 @@ class ProbeConfig:
     timeout: float = DEFAULT_TIMEOUT
     trace: bool = False  # --trace: report the handshake message by message
     port_forward: ForwardRequest | None = None  # --port-forward: tcp goes through a pod
+    plain: bool = False  # a listener port without TLS (--discover): no tls, no verify
+    listener: ListenerInfo | None = None  # --discover: the listener port probed
+    credential_hint: str | None = None  # --discover: the flag for the port's credential
 
     @property
     def server_name(self) -> str:

@@ -57,6 +57,7 @@ class FindingCode(StrEnum):
     # the tls stage's diagnostics
     TRACE_UNAVAILABLE = "trace_unavailable"
     TLS_KEYLOG = "tls_keylog"
+    NO_TLS = "no_tls"  # a discovered listener port without TLS: probed in plain MQTT
     # probe tls: what a TLS endpoint accepts
     TLS10_ACCEPTED = "tls1_0_accepted"
     TLS11_ACCEPTED = "tls1_1_accepted"

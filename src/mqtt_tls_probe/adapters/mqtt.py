@@ -53,6 +53,7 @@ This module also owns the MQTT 5 -> 3.1.1 fallback (``open_session``).
 from __future__ import annotations
 
 import select
+import socket
 import ssl
 import time
 import uuid
@@ -114,7 +115,7 @@ class _WireGuard:
     scanner sees each fixed header complete before paho asks for the body.
     """
 
-    def __init__(self, sock: ssl.SSLSocket, unsent: Callable[[], int]) -> None:
+    def __init__(self, sock: socket.socket, unsent: Callable[[], int]) -> None:
         self._sock = sock
         self._unsent = unsent
         self._frames = mqtt_wire.FrameScanner(MAX_PACKET_SIZE)
@@ -139,7 +140,8 @@ class _WireGuard:
         return self._sock.send(data)
 
     def pending(self) -> int:
-        return self._sock.pending()
+        # A plain socket (a listener without TLS) buffers nothing of its own.
+        return self._sock.pending() if isinstance(self._sock, ssl.SSLSocket) else 0
 
     def fileno(self) -> int:
         return self._sock.fileno()
@@ -167,7 +169,7 @@ class _Disconnect:
 class _PahoOnSocket(paho.Client):
     """paho's protocol engine on a socket the probe connected and verified itself."""
 
-    def __init__(self, sock: ssl.SSLSocket, options: MqttOptions, **kwargs: Any) -> None:
+    def __init__(self, sock: socket.socket, options: MqttOptions, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.guard = _WireGuard(sock, lambda: len(self._out_packet))
         self._probe_socket: _WireGuard | None = self.guard
@@ -260,7 +262,7 @@ class MqttSession:
     """One MQTT session over an established TLS connection."""
 
     def __init__(
-        self, sock: ssl.SSLSocket, options: MqttOptions, tls_options: TlsOptions, port: int
+        self, sock: socket.socket, options: MqttOptions, tls_options: TlsOptions, port: int
     ) -> None:
         self._sock = sock
         self._options = options
@@ -548,8 +550,8 @@ class SessionOutcome:
 
 
 def open_session(
-    sock: ssl.SSLSocket,
-    reconnect: Callable[[], ssl.SSLSocket],
+    sock: socket.socket,
+    reconnect: Callable[[], socket.socket],
     *,
     options: MqttOptions,
     tls_options: TlsOptions,
@@ -603,7 +605,7 @@ def _connected(session: MqttSession, deadline: float, timeout: float) -> Connack
 
 
 def _retry_in_311(
-    reconnect: Callable[[], ssl.SSLSocket],
+    reconnect: Callable[[], socket.socket],
     options: MqttOptions,
     tls_options: TlsOptions,
     *,

@@ -234,19 +234,21 @@ def exporter(
 def _target_source(
     targets: tuple[str, ...], default: "Module", *, discover: bool
 ) -> "TargetSource | None":
-    """What the background loop probes: the --target list, or (later) the cluster's listeners.
+    """What the background loop probes: the --target list, or the cluster's listeners.
 
-    Discovery plugs in here: a ``TargetSource`` that lists the BrokerListener
-    resources (with the cluster flags) and returns ``(target, ProbeConfig)``
-    for each TLS port, built from the default module's inputs.
+    ``--discover``: a ``TargetSource`` that lists the BrokerListener resources
+    (with the cluster flags) each round and returns ``(target, ProbeConfig)``
+    for each port, built from the default module's inputs
+    (``exporter.discovered``). Not with ``--target``: one source or the other.
     """
     from mqtt_tls_probe.exporter.loop import static_targets
 
     if discover:
-        raise UsageError(
-            "--discover needs BrokerListener discovery, which this build does not have yet: "
-            "name the listeners with --target HOST:PORT (e.g. --target aio-broker:18883)"
-        )
+        if targets:
+            raise UsageError("--discover and --target both name what to probe: pick one")
+        from mqtt_tls_probe.exporter.discovered import discovered_targets
+
+        return discovered_targets(default)
     return static_targets(targets, default) if targets else None
 
 

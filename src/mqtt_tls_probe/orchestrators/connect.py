@@ -109,8 +109,19 @@ class _Probe:
             stages.append((Stage.ROUNDTRIP, self.roundtrip))
         with self.resources:
             for name, step in stages:
+                if self.config.plain and name in (Stage.TLS, Stage.VERIFY):
+                    self._skip_for_plain(name)
+                    continue
                 self._run_stage(name, step)
         return self._report()
+
+    def _skip_for_plain(self, name: Stage) -> None:
+        """A port without TLS: the tls and verify stages are skipped, saying why."""
+        if self.error is not None:
+            self._run_stage(name, lambda: "")  # recorded as skipped after the failure
+            return
+        detail = "skipped: the port does not use TLS (plain MQTT)"
+        self.results.append(StageResult(name, ok=False, skipped=True, ms=None, detail=detail))
 
     def _run_stage(self, name: Stage, step: Callable[[], str]) -> None:
         if self.error is not None:
@@ -154,6 +165,7 @@ class _Probe:
             error=self.error,
             warnings=tuple(self.warnings),
             forward=self.forward,
+            listener=c.listener,
         )
 
     def _remaining(self) -> float:
@@ -187,6 +199,15 @@ class _Probe:
         return detail
 
     def _trust_anchor(self) -> str:
+        if self.config.plain:
+            self.warnings.append(
+                Finding(
+                    FindingCode.NO_TLS,
+                    f"Port {self.config.port} does not use TLS: credentials and messages cross "
+                    "the network in clear text; probed with a plain MQTT CONNECT.",
+                )
+            )
+            return "not needed: the port does not use TLS"
         self.bundle = load_trust(self.config.trust, self.config.timeout)
         certs = self.bundle.certificates
         if self.bundle.source is TrustSource.NONE:
@@ -414,7 +435,7 @@ class _Probe:
         )
         return f"UNVERIFIED (--insecure): verification would fail with {problem.kind}"
 
-    def _reconnect(self) -> ssl.SSLSocket:
+    def _reconnect(self) -> socket.socket:
         """TCP and the verifying handshake again, for the MQTT 3.1.1 retry."""
         c = self.config
         if self._remaining() <= 0:
@@ -426,6 +447,8 @@ class _Probe:
         addresses = [self.address] if self.address else self.addresses
         sock, _ = net.connect(addresses, self._left_for_messages())
         self._own_socket(sock)
+        if c.plain:
+            return sock
         assert self.context is not None  # noqa: S101 (narrowing)
         try:
             tls_socket = tls.handshake(sock, self.context, c.tls, self._left_for_messages())
@@ -444,7 +467,11 @@ class _Probe:
 
             self.sat_claims = sat.decode_claims(options.sat_token)
             self.warnings.extend(sat.claim_findings(self.sat_claims, self.now))
-        sock, self.tls_socket = self.tls_socket, None
+        sock: socket.socket | None
+        if c.plain:
+            sock, self.tcp_socket = self.tcp_socket, None
+        else:
+            sock, self.tls_socket = self.tls_socket, None
         assert sock is not None  # noqa: S101 (narrowing)
         outcome = open_session(
             sock,
@@ -460,6 +487,8 @@ class _Probe:
         self.resources.callback(self._close_session)
         self._record_mqtt(outcome.connack, fallback=outcome.fell_back)
         failure = refusal(outcome, options)
+        if failure is not None and c.credential_hint is not None:
+            raise ProbeError(failure.kind, failure.message, c.credential_hint)
         if failure is not None:
             raise failure
         connack = outcome.connack
