@@ -113,3 +113,19 @@ def test_an_address_is_a_usage_error() -> None:
     code, doc = probe_json("connect", "127.0.0.1:18883", "--port-forward")
     assert code == 2
     assert "Service name" in doc["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("target", "namespace", "service"),
+    [
+        ("aio-broker:18883", NS, "aio-broker"),
+        ("aio-broker.edge:18883", "edge", "aio-broker"),
+        ("aio-broker.edge.svc.cluster.local:18883", "edge", "aio-broker"),
+    ],
+)
+def test_the_target_names_the_service(target: str, namespace: str, service: str) -> None:
+    from mqtt_tls_probe.config import ConnectInputs, ForwardRequest, build_probe_config
+
+    config = build_probe_config(ConnectInputs(target=target, port_forward=True))
+    assert config.port_forward == ForwardRequest(namespace, service)
+    assert config.server_name == target.rsplit(":", 1)[0]
