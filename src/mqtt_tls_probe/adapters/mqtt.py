@@ -22,7 +22,9 @@ against amqtt, mosquitto and the suite's own MQTT 5 server cover each of them:
   for AUTH (0xF0) and answers it with ``MQTT_ERR_PROTOCOL``;
 - ``_pack_remaining_length`` (line 3356) and ``_packet_queue`` (line 3764) to
   send the AUTH answer the way paho sends every packet;
-- ``_reset_sockets`` (line 1126) to close the socket and the wake-up pair.
+- ``_reset_sockets`` (line 1126) to close the socket and the wake-up pair;
+- ``_loop`` (line 1627), the body of ``loop()`` without the wake-up pair,
+  which ``loop()`` creates first (line 1621).
 
 This module also owns the MQTT 5 -> 3.1.1 fallback (``open_session``).
 Every wait is bounded by a deadline of our own; outcomes are classified on
@@ -104,8 +106,18 @@ class _PahoOnSocket(paho.Client):
         super()._handle_disconnect()
 
     def release(self) -> None:
-        """Close the socket and paho's wake-up socket pair (a loop() creates it)."""
+        """Close the socket, and paho's wake-up socket pair if paho made one."""
         self._reset_sockets()
+
+    def loop(self, timeout: float = 1.0) -> MQTTErrorCode:
+        """One pass of paho's loop, without making its wake-up socket pair.
+
+        paho makes that pair (a loopback TCP connection: listen, connect,
+        accept) only to break out of select() when another thread publishes;
+        the probe drives paho from one thread, and a scan would pay three
+        sockets and a loopback handshake per target for nothing.
+        """
+        return self._loop(timeout)
 
     def _packet_handle(self) -> MQTTErrorCode:
         if self._in_packet["command"] & 0xF0 == _AUTH:
