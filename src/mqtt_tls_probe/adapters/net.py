@@ -9,6 +9,7 @@ import ipaddress
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from mqtt_tls_probe.core import classify
@@ -67,11 +68,16 @@ def resolve(host: str, port: int, timeout: float) -> list[Address]:
     return list(dict.fromkeys(result))
 
 
-def connect(addresses: list[Address], timeout: float) -> tuple[socket.socket, Address]:
+def connect(
+    addresses: list[Address],
+    timeout: float,
+    on_open: Callable[[socket.socket], None] | None = None,
+) -> tuple[socket.socket, Address]:
     """The first address that accepts a TCP connection, within ``timeout`` seconds overall.
 
     The socket comes back blocking with TCP_NODELAY set: MQTT packets are small
     and Nagle's algorithm would add tens of milliseconds to every timing.
+    ``on_open`` sees each socket before it connects (a scan's deadline can cut it).
     """
     deadline = time.monotonic() + timeout
     failures: list[tuple[Address, OSError]] = []
@@ -80,6 +86,8 @@ def connect(addresses: list[Address], timeout: float) -> tuple[socket.socket, Ad
         if remaining <= 0:
             break
         sock = socket.socket(address.family, socket.SOCK_STREAM)
+        if on_open is not None:
+            on_open(sock)
         sock.settimeout(remaining)
         try:
             sock.connect(address.sockaddr)

@@ -6,7 +6,18 @@ hands the report to ``output.render``. Heavy modules are imported inside the
 commands that need them: the CLI's cold start is measured (bench/).
 """
 
-from mqtt_tls_probe.cli import broker, bundle, certs, cluster, connect, demo, inspect
+from mqtt_tls_probe.cli import broker, bundle, certs, cluster, connect, demo, inspect, scan
 from mqtt_tls_probe.cli.app import app, main
 
-__all__ = ["app", "broker", "bundle", "certs", "cluster", "connect", "demo", "inspect", "main"]
+__all__ = [
+    "app",
+    "broker",
+    "bundle",
+    "certs",
+    "cluster",
+    "connect",
+    "demo",
+    "inspect",
+    "main",
+    "scan",
+]

@@ -4,6 +4,12 @@ Rule: the first failing stage ends the run and every later stage is reported
 as skipped. A failure is data in the report (``ErrorInfo``), never an
 exception out of ``run_probe``; only bugs escape. One ``ExitStack`` owns every
 socket and session a run opens, so each is closed whatever happens.
+
+A scan (and ``--repeat``) passes two more things: the ``SharedTrust`` its probes
+have in common (read and built once), and an ``AbortHandle``, the target's
+deadline: each stage then gets at most the time left, every socket is
+registered with the handle so that the scanner can cut it from its own
+thread, and a stage the deadline cut fails as such (``core.deadline``).
 """
 
 from __future__ import annotations
@@ -13,16 +19,19 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from cryptography import x509
 
 from mqtt_tls_probe.adapters import net, tls
+from mqtt_tls_probe.adapters.abort import AbortHandle
 from mqtt_tls_probe.adapters.mqtt import MqttSession, default_topic, open_session, refusal
 from mqtt_tls_probe.adapters.trust import load_trust
 from mqtt_tls_probe.config import ProbeConfig
 from mqtt_tls_probe.core import certinfo, verify
 from mqtt_tls_probe.core.classify import Connack
+from mqtt_tls_probe.core.deadline import deadline_error
 from mqtt_tls_probe.errors import ErrorInfo, ErrorKind, ProbeError, Stage
 from mqtt_tls_probe.model import (
     TRUST_ANCHOR_FINDINGS,
@@ -39,6 +48,7 @@ from mqtt_tls_probe.model import (
     TrustInfo,
     TrustSource,
 )
+from mqtt_tls_probe.orchestrators.shared_trust import SharedTrust
 
 # How long to wait after a TLS 1.3 handshake for the server's verdict on the
 # client, in round trips measured by the TCP connect, and its floor in seconds.
@@ -46,9 +56,21 @@ _VERDICT_ROUND_TRIPS = 4
 _VERDICT_FLOOR = 0.05
 
 
-def run_probe(config: ProbeConfig, now: datetime | None = None) -> ProbeReport:
-    """Probe one broker; ``now`` (default: the clock) dates every certificate check."""
-    return _Probe(config, now or datetime.now(UTC)).run()
+def run_probe(
+    config: ProbeConfig,
+    now: datetime | None = None,
+    *,
+    shared: SharedTrust | None = None,
+    abort: AbortHandle | None = None,
+) -> ProbeReport:
+    """Probe one broker; ``now`` (default: the clock) dates every certificate check.
+
+    ``shared``: the trust prepared once for many probes (default: read it now).
+    ``abort``: the target's deadline, which another thread may enforce.
+    """
+    probe = _Probe(config, now or datetime.now(UTC))
+    probe.shared, probe.abort = shared, abort
+    return probe.run()
 
 
 class _Probe:
@@ -75,6 +97,8 @@ class _Probe:
         self.roundtrip_info: RoundtripInfo | None = None
         self.sat_claims: SatClaims | None = None
         self.session: MqttSession | None = None
+        self.shared: SharedTrust | None = None
+        self.abort: AbortHandle | None = None
 
     # --- orchestration ------------------------------------------------------
 
@@ -90,9 +114,36 @@ class _Probe:
         if self.config.roundtrip:
             stages.append((Stage.ROUNDTRIP, self.roundtrip))
         with self.resources:
+            if self.abort is not None:
+                self.resources.callback(self.abort.release)
             for name, step in stages:
-                self._run_stage(name, step)
+                self._run_stage(name, self._within_deadline(name, step))
         return self._report()
+
+    def _within_deadline(self, name: Stage, step: Callable[[], str]) -> Callable[[], str]:
+        """Under a target deadline: at most the time left for the stage, and blame it.
+
+        Whatever a stage raises once the deadline has cut its connections is
+        the deadline's doing, reported as such.
+        """
+        abort = self.abort
+        if abort is None:
+            return step
+        timeout = self.config.timeout
+
+        def bounded() -> str:
+            left = abort.remaining()
+            if left <= 0:
+                raise ProbeError.from_info(deadline_error(name, abort.seconds))
+            self.config = replace(self.config, timeout=min(timeout, left))
+            try:
+                return step()
+            except Exception as exc:
+                if abort.expired():
+                    raise ProbeError.from_info(deadline_error(name, abort.seconds)) from exc
+                raise
+
+        return bounded
 
     def _run_stage(self, name: Stage, step: Callable[[], str]) -> None:
         if self.error is not None:
@@ -113,7 +164,8 @@ class _Probe:
 
     def _report(self) -> ProbeReport:
         c = self.config
-        trust = TrustInfo(
+        trust = self.shared.described if self.shared else None
+        trust = trust or TrustInfo(
             self.bundle.source,
             self.bundle.location,
             certinfo.describe_all(self.bundle.certificates, self.now, as_trust_anchor=True),
@@ -124,7 +176,9 @@ class _Probe:
             trust=trust,
             stages=tuple(self.results),
             tls=self.tls_info,
-            chain=certinfo.describe_all(self.chain, self.now),
+            chain=(self.shared.memo if self.shared else certinfo).describe_all(
+                self.chain, self.now
+            ),
             mqtt=self.mqtt_info,
             roundtrip=self.roundtrip_info,
             error=self.error,
@@ -135,10 +189,22 @@ class _Probe:
         """Close ``sock`` when the run ends (closing twice is harmless)."""
         self.resources.callback(sock.close)
 
+    def _on_open(self) -> Callable[[socket.socket], None] | None:
+        """Where a new socket is registered, so that the target's deadline can cut it."""
+        return self.abort.register if self.abort is not None else None
+
+    def _load_trust(self) -> TrustBundle:
+        shared = self.shared
+        if shared is None:
+            return load_trust(self.config.trust, self.config.timeout)
+        if shared.error is not None:
+            raise ProbeError.from_info(shared.error)
+        return shared.bundle
+
     # --- stages ---------------------------------------------------------------
 
     def trust(self) -> str:
-        self.bundle = load_trust(self.config.trust, self.config.timeout)
+        self.bundle = self._load_trust()
         certs = self.bundle.certificates
         if self.bundle.source is TrustSource.NONE:
             return "none: --insecure, the server's certificate is not verified"
@@ -161,7 +227,9 @@ class _Probe:
 
     def tcp(self) -> str:
         started = time.perf_counter()
-        self.tcp_socket, self.address = net.connect(self.addresses, self.config.timeout)
+        self.tcp_socket, self.address = net.connect(
+            self.addresses, self.config.timeout, self._on_open()
+        )
         self._own_socket(self.tcp_socket)
         self.tcp_seconds = time.perf_counter() - started
         return f"connected to {self.address}"
@@ -170,7 +238,8 @@ class _Probe:
         c = self.config
         verifying = not c.trust.insecure
         pem = certinfo.to_pem(self.bundle.certificates).decode("ascii")
-        self.context = tls.build_context(pem or None, c.tls, verify=verifying)
+        shared = self.shared.context if self.shared else None
+        self.context = shared or tls.build_context(pem or None, c.tls, verify=verifying)
         sock, self.tcp_socket = self.tcp_socket, None
         assert sock is not None  # noqa: S101 (narrowing)
         try:
@@ -223,11 +292,13 @@ class _Probe:
             )
         assert self.tls_socket is not None  # noqa: S101 (narrowing)
         self.chain = tls.peer_chain(self.tls_socket)
-        self.warnings.extend(verify.findings(self.chain, anchors, c.server_name, self.now))
+        findings = self.shared.memo.findings if self.shared else verify.findings
+        self.warnings.extend(findings(self.chain, anchors, c.server_name, self.now))
         if c.trust.insecure:
             return self._unverified_detail()
         leaf = self.chain[0] if self.chain else None
-        top = verify.build_path(self.chain, anchors).anchor if self.chain else None
+        paths = self.shared.memo if self.shared else verify
+        top = paths.build_path(self.chain, anchors).anchor if self.chain else None
         by = f", issued under {_cn(top)}" if top is not None and top is not leaf else ""
         return f"chain of {len(self.chain)} trusted for {c.server_name}{by}"
 
@@ -251,7 +322,8 @@ class _Probe:
     def _reconnect(self) -> ssl.SSLSocket:
         """TCP and the verifying handshake again, for the MQTT 3.1.1 retry."""
         c = self.config
-        sock, _ = net.connect([self.address] if self.address else self.addresses, c.timeout)
+        addresses = [self.address] if self.address else self.addresses
+        sock, _ = net.connect(addresses, c.timeout, self._on_open())
         self._own_socket(sock)
         assert self.context is not None  # noqa: S101 (narrowing)
         try:
