@@ -264,6 +264,8 @@ class _Probe:
         """A closed or non-TLS answer: look at what the port says in cleartext."""
         if error.kind not in (ErrorKind.PEER_CLOSED, ErrorKind.NOT_TLS) or self.address is None:
             return error
+        if self.abort is not None and self.abort.expired():
+            return error  # the deadline closed it: no time left for a second look
         seen = tls.sniff_cleartext(self.address, min(self.config.timeout, 2.0))
         if seen is None:
             return error
