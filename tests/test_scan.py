@@ -26,9 +26,9 @@ from mqtt_tls_probe.config import ConnectInputs
 from mqtt_tls_probe.dev.harness import BrokerHandle
 from mqtt_tls_probe.dev.pki import CertAndKey, PkiFiles, create_root_ca, issue_server_certificate
 from mqtt_tls_probe.errors import ErrorInfo, ErrorKind, Stage
-from mqtt_tls_probe.model import TargetOutcome
 from mqtt_tls_probe.orchestrators.scan import run_scan
 from mqtt_tls_probe.scan_config import build_scan_plan
+from mqtt_tls_probe.scan_model import TargetOutcome
 
 from . import factories
 from .brokers import mosquitto

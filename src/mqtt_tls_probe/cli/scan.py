@@ -35,8 +35,8 @@ from mqtt_tls_probe.output import OutputFormat
 
 if TYPE_CHECKING:
     from mqtt_tls_probe.config import ProbeConfig
-    from mqtt_tls_probe.model import TargetOutcome
     from mqtt_tls_probe.orchestrators.scan import ScanProgress
+    from mqtt_tls_probe.scan_model import TargetOutcome
 
 _PROGRESS_EVERY = 0.1  # seconds between redraws of the progress line
 

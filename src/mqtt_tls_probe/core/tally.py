@@ -18,13 +18,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from mqtt_tls_probe.errors import EXIT_OK, ErrorInfo, Stage
-from mqtt_tls_probe.model import (
-    ProbeReport,
-    RepeatSummary,
-    ScanSummary,
-    StageTimes,
-    TargetOutcome,
-)
+from mqtt_tls_probe.model import ProbeReport
+from mqtt_tls_probe.scan_model import RepeatSummary, ScanSummary, StageTimes, TargetOutcome
 
 PERCENTILES = (50, 90, 99)
 

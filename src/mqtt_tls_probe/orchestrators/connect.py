@@ -21,17 +21,16 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 
 from mqtt_tls_probe.adapters import net, tls
-from mqtt_tls_probe.adapters.abort import AbortHandle
 from mqtt_tls_probe.adapters.mqtt import MqttSession, default_topic, open_session, refusal
 from mqtt_tls_probe.adapters.trust import load_trust
 from mqtt_tls_probe.config import ProbeConfig
 from mqtt_tls_probe.core import certinfo, verify
 from mqtt_tls_probe.core.classify import Connack
-from mqtt_tls_probe.core.deadline import deadline_error
 from mqtt_tls_probe.errors import ErrorInfo, ErrorKind, ProbeError, Stage
 from mqtt_tls_probe.model import (
     TRUST_ANCHOR_FINDINGS,
@@ -48,7 +47,10 @@ from mqtt_tls_probe.model import (
     TrustInfo,
     TrustSource,
 )
-from mqtt_tls_probe.orchestrators.shared_trust import SharedTrust
+
+if TYPE_CHECKING:  # connect's cold start is measured: only a scan loads these
+    from mqtt_tls_probe.adapters.abort import AbortHandle
+    from mqtt_tls_probe.orchestrators.shared_trust import SharedTrust
 
 # How long to wait after a TLS 1.3 handshake for the server's verdict on the
 # client, in round trips measured by the TCP connect, and its floor in seconds.
@@ -129,6 +131,8 @@ class _Probe:
         abort = self.abort
         if abort is None:
             return step
+        from mqtt_tls_probe.core.deadline import deadline_error
+
         timeout = self.config.timeout
 
         def bounded() -> str:

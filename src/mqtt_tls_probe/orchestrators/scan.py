@@ -37,10 +37,11 @@ from mqtt_tls_probe.adapters.abort import AbortHandle
 from mqtt_tls_probe.config import ProbeConfig, new_client_id
 from mqtt_tls_probe.core.tally import RunTally, ScanTally
 from mqtt_tls_probe.errors import UsageError
-from mqtt_tls_probe.model import ProbeReport, RepeatedProbeReport, ScanReport, TargetOutcome
+from mqtt_tls_probe.model import ProbeReport
 from mqtt_tls_probe.orchestrators.connect import run_probe
 from mqtt_tls_probe.orchestrators.shared_trust import SharedTrust, prepare_trust
 from mqtt_tls_probe.scan_config import RepeatOptions, ScanPlan
+from mqtt_tls_probe.scan_model import RepeatedProbeReport, ScanReport, TargetOutcome
 
 _TICK = 0.25  # longest wait of the coordinator: progress and deadlines stay fresh
 _NOW_REFRESH = 60.0  # seconds one ``now`` dates the certificate checks

@@ -13,14 +13,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mqtt_tls_probe.model import (
-    ProbeReport,
-    RepeatedProbeReport,
-    RepeatSummary,
-    ScanReport,
-    TargetOutcome,
-)
+from mqtt_tls_probe.model import ProbeReport
 from mqtt_tls_probe.output.json_doc import report_json
+from mqtt_tls_probe.scan_model import RepeatedProbeReport, RepeatSummary, ScanReport, TargetOutcome
 
 
 def repeat_json(repeat: RepeatSummary) -> dict[str, Any]:

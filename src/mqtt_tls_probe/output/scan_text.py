@@ -10,15 +10,15 @@ stage's percentiles.
 from __future__ import annotations
 
 from mqtt_tls_probe.errors import Stage
-from mqtt_tls_probe.model import (
-    ProbeReport,
+from mqtt_tls_probe.model import ProbeReport
+from mqtt_tls_probe.output.text import render_report
+from mqtt_tls_probe.scan_model import (
     RepeatedProbeReport,
     RepeatSummary,
     ScanReport,
     ScanSummary,
     TargetOutcome,
 )
-from mqtt_tls_probe.output.text import render_report
 
 _FAILURE_WIDTH = 32  # "roundtrip message_not_received" and a margin
 _STAGE_WIDTH = max(len(s) for s in Stage)
