@@ -5,11 +5,12 @@ same chain, every chain ends at the same CA), yet describing one costs a
 signature check and a walk over its extensions, and the chain's findings a
 strict path validation: about a millisecond per target, for the same answer.
 
-Rule: a memo returns exactly what ``certinfo.describe``, ``verify.findings``
-and ``verify.build_path`` return for the same arguments, ``now`` included (a
-probe of another ``now`` is another key). It is bounded: when full it starts
-over, so memory does not grow with the number of targets. Safe to share
-between threads (a race only computes an entry twice).
+Rule: a memo returns exactly what ``certinfo.describe`` (and so
+``certificate_findings``), ``verify.findings`` and ``verify.build_path``
+return for the same arguments, ``now`` included (a probe of another ``now``
+is another key). It is bounded: when full it starts over, so memory does not
+grow with the number of targets. Safe to share between threads (a race only
+computes an entry twice).
 """
 
 from __future__ import annotations
@@ -52,6 +53,11 @@ class CertificateMemo:
             found = certinfo.describe(cert, now, as_trust_anchor=as_trust_anchor)
             _bounded(self._described, self._limit)[key] = found
         return found
+
+    def certificate_findings(
+        self, cert: x509.Certificate, now: datetime, *, as_trust_anchor: bool = False
+    ) -> tuple[Finding, ...]:
+        return self.describe(cert, now, as_trust_anchor=as_trust_anchor).findings
 
     def findings(
         self,

@@ -212,8 +212,11 @@ class _Probe:
         certs = self.bundle.certificates
         if self.bundle.source is TrustSource.NONE:
             return "none: --insecure, the server's certificate is not verified"
+        anchor_findings = self.shared.memo if self.shared else certinfo
         for cert in certs:
-            for finding in certinfo.certificate_findings(cert, self.now, as_trust_anchor=True):
+            for finding in anchor_findings.certificate_findings(
+                cert, self.now, as_trust_anchor=True
+            ):
                 code = TRUST_ANCHOR_FINDINGS.get(finding.code)
                 if code is not None:
                     message = f"Trusted CA {_cn(cert)}: {finding.message}."
