@@ -53,6 +53,8 @@ class EveryThirdRefused:
             conn.close()
             return
         with socket.create_connection(("127.0.0.1", self.backend_port), timeout=5) as backend:
+            for sock in (conn, backend):  # small MQTT packets: no Nagle delay on the way
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             backend.sendall(first)
             _pump(conn, backend, stopping)
         conn.close()
