@@ -445,3 +445,15 @@ def test_a_series_counts_runs_and_keeps_the_earliest_failure() -> None:
     assert summary.error.kind is ErrorKind.PEER_CLOSED
     assert summary.stages[Stage.TLS].samples == 4  # passed or failed, the stage ran
     assert summary.stages[Stage.MQTT].samples == 2  # skipped after a failed handshake
+
+
+def test_help_names_every_scan_flag_with_an_example() -> None:
+    result = probe("scan", "--help")
+    assert result.exit_code == 0
+    for flag in ("--targets-file", "--concurrency", "--target-timeout", "--repeat", "--interval"):
+        assert flag in result.stdout, flag
+    assert "jsonl" in result.stdout
+    assert "Example" in result.stdout
+    connect_help = probe("connect", "--help").stdout
+    assert "--repeat" in connect_help
+    assert "jsonl" not in connect_help
