@@ -70,15 +70,19 @@ def run_probe(
     ``shared``: the trust prepared once for many probes (default: read it now).
     ``abort``: the target's deadline, which another thread may enforce.
     """
-    probe = _Probe(config, now or datetime.now(UTC))
-    probe.shared, probe.abort = shared, abort
-    return probe.run()
+    return _Probe(config, now or datetime.now(UTC), shared, abort).run()
 
 
 class _Probe:
     """One run: a method per stage, each returning its detail line or raising ProbeError."""
 
-    def __init__(self, config: ProbeConfig, now: datetime) -> None:
+    def __init__(
+        self,
+        config: ProbeConfig,
+        now: datetime,
+        shared: SharedTrust | None = None,
+        abort: AbortHandle | None = None,
+    ) -> None:
         self.config = config
         self.now = now
         self.resources = contextlib.ExitStack()
@@ -99,8 +103,9 @@ class _Probe:
         self.roundtrip_info: RoundtripInfo | None = None
         self.sat_claims: SatClaims | None = None
         self.session: MqttSession | None = None
-        self.shared: SharedTrust | None = None
-        self.abort: AbortHandle | None = None
+        self.shared = shared
+        self.abort = abort
+        self.stage_timeout = config.timeout  # --timeout, before a deadline shortens it
 
     # --- orchestration ------------------------------------------------------
 
@@ -133,13 +138,11 @@ class _Probe:
             return step
         from mqtt_tls_probe.core.deadline import deadline_error
 
-        timeout = self.config.timeout
-
         def bounded() -> str:
             left = abort.remaining()
             if left <= 0:
                 raise ProbeError.from_info(deadline_error(name, abort.seconds))
-            self.config = replace(self.config, timeout=min(timeout, left))
+            self.config = replace(self.config, timeout=min(self.stage_timeout, left))
             try:
                 return step()
             except Exception as exc:
@@ -168,12 +171,14 @@ class _Probe:
 
     def _report(self) -> ProbeReport:
         c = self.config
-        trust = self.shared.described if self.shared else None
-        trust = trust or TrustInfo(
-            self.bundle.source,
-            self.bundle.location,
-            certinfo.describe_all(self.bundle.certificates, self.now, as_trust_anchor=True),
-        )
+        if self.shared is not None:
+            trust = self.shared.described  # described once for all the probes
+        else:
+            trust = TrustInfo(
+                self.bundle.source,
+                self.bundle.location,
+                certinfo.describe_all(self.bundle.certificates, self.now, as_trust_anchor=True),
+            )
         return ProbeReport(
             target=Target(c.host, c.port, c.server_name),
             verified=not c.trust.insecure,
