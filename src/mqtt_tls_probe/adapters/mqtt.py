@@ -32,7 +32,9 @@ each of them:
 - ``Client._out_packet`` (line 801): the packets queued to be sent;
 - ``_pack_remaining_length`` (line 3356) and ``_packet_queue`` (line 3764) to
   send the AUTH answer the way paho sends every packet;
-- ``_reset_sockets`` (line 1126) to close the socket and the wake-up pair.
+- ``_reset_sockets`` (line 1126) to close the socket and the wake-up pair;
+- ``_loop`` (line 1627), the body of ``loop()`` without the wake-up pair,
+  which ``loop()`` creates first (line 1621).
 
 Rules:
 - every wait ends at the stage's deadline (a monotonic instant the
@@ -225,8 +227,18 @@ class _PahoOnSocket(paho.Client):
             self.broker_disconnect = _Disconnect(reason.value, reason.getName(), said)
 
     def release(self) -> None:
-        """Close the socket and paho's wake-up socket pair (a loop() creates it)."""
+        """Close the socket, and paho's wake-up socket pair if paho made one."""
         self._reset_sockets()
+
+    def loop(self, timeout: float = 1.0) -> MQTTErrorCode:
+        """One pass of paho's loop, without making its wake-up socket pair.
+
+        paho makes that pair (a loopback TCP connection: listen, connect,
+        accept) only to break out of select() when another thread publishes;
+        the probe drives paho from one thread, and a scan would pay three
+        sockets and a loopback handshake per target for nothing.
+        """
+        return self._loop(timeout)
 
     def _answer_auth(self) -> MQTTErrorCode:
         """Answer the broker's AUTH challenge with the same token (K8S-SAT has one step)."""

@@ -12,6 +12,7 @@ import ipaddress
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from mqtt_tls_probe.core import classify
@@ -103,11 +104,16 @@ def _interface_index(host: str, scope: str) -> int:
         raise ProbeError.from_info(classify.unknown_interface(host, scope)) from exc
 
 
-def connect(addresses: list[Address], timeout: float) -> tuple[socket.socket, Address]:
+def connect(
+    addresses: list[Address],
+    timeout: float,
+    on_open: Callable[[socket.socket], None] | None = None,
+) -> tuple[socket.socket, Address]:
     """The first address that accepts a TCP connection, within ``timeout`` seconds overall.
 
     The socket comes back blocking with TCP_NODELAY set: MQTT packets are small
     and Nagle's algorithm would add tens of milliseconds to every timing.
+    ``on_open`` sees each socket before it connects (a scan's deadline can cut it).
     """
     deadline = time.monotonic() + timeout
     failures: list[tuple[Address, OSError]] = []
@@ -120,6 +126,8 @@ def connect(addresses: list[Address], timeout: float) -> tuple[socket.socket, Ad
         except OSError as exc:  # no IPv6 on this machine (EAFNOSUPPORT)
             failures.append((address, exc))
             continue
+        if on_open is not None:
+            on_open(sock)
         sock.settimeout(remaining)
         try:
             sock.connect(address.sockaddr)

@@ -15,6 +15,7 @@ from mqtt_tls_probe.cli import (
     demo,
     exporter,
     inspect,
+    scan,
     tls,
 )
 from mqtt_tls_probe.cli.app import app, console_main, main
@@ -31,5 +32,6 @@ __all__ = [
     "exporter",
     "inspect",
     "main",
+    "scan",
     "tls",
 ]

@@ -13,10 +13,12 @@ from mqtt_tls_probe.cli.options import (
     ConfigMapKeyOpt,
     ConfigMapOpt,
     ContextOpt,
+    IntervalOpt,
     KubeconfigOpt,
     MqttVersion,
     NamespaceOpt,
     OutputOpt,
+    RepeatOpt,
     ServerNameOpt,
     TimeoutOpt,
     TlsMax,
@@ -184,6 +186,8 @@ def connect(
             show_default=False,
         ),
     ] = None,
+    repeat: RepeatOpt = None,
+    interval: IntervalOpt = None,
     output: OutputOpt = OutputFormat.TEXT,
     timeout: TimeoutOpt = 10.0,
     verbose: VerboseOpt = False,
@@ -233,6 +237,11 @@ def connect(
             timeout=timeout,
         )
     )
+    if repeat is not None or interval is not None:
+        from mqtt_tls_probe.cli.scan import emit_series
+
+        fresh = client_id is None
+        emit_series(config, repeat, interval, output, fresh_client_ids=fresh, verbose=verbose)
     if junit is None:
         emit(run_probe(config), output, verbose=verbose)
     from mqtt_tls_probe.adapters.report_file import report_file

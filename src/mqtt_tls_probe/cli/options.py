@@ -143,3 +143,26 @@ def cluster_options(
     from mqtt_tls_probe.config import ClusterOptions
 
     return ClusterOptions(kubeconfig, context, namespace, configmap, key)
+
+
+RepeatOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--repeat",
+        min=1,
+        max=100_000,
+        help="Probe N times and report each stage's p50/p90/p99/max; exit non-zero if any "
+        "run failed.",
+        show_default=False,
+    ),
+]
+IntervalOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--interval",
+        min=0,
+        max=86_400,
+        help="Seconds from the start of one --repeat run to the start of the next [default: 1].",
+        show_default=False,
+    ),
+]

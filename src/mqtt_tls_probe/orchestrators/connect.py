@@ -11,6 +11,12 @@ Rules:
   inside it, retries included, ends by then;
 - one ``ExitStack`` owns every socket and session a run opens, so each is
   closed whatever happens.
+
+A scan (and ``--repeat``) passes two more things: the ``SharedTrust`` its probes
+have in common (read and built once), and an ``AbortHandle``, the target's
+deadline: each stage then gets at most the time left, every socket is
+registered with the handle so that the scanner can cut it from its own
+thread, and a stage the deadline cut fails as such (``core.deadline``).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -51,8 +58,10 @@ from mqtt_tls_probe.model import (
     TrustSource,
 )
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # connect's cold start is measured: only a scan loads these
+    from mqtt_tls_probe.adapters.abort import AbortHandle
     from mqtt_tls_probe.core.tls_messages import TraceEvent
+    from mqtt_tls_probe.orchestrators.shared_trust import SharedTrust
 
 # How long to wait after a TLS 1.3 handshake for the server's verdict on the
 # client, in round trips measured by the TCP connect, and its floor in seconds.
@@ -60,15 +69,31 @@ _VERDICT_ROUND_TRIPS = 4
 _VERDICT_FLOOR = 0.05
 
 
-def run_probe(config: ProbeConfig, now: datetime | None = None) -> ProbeReport:
-    """Probe one broker; ``now`` (default: the clock) dates every certificate check."""
-    return _Probe(config, now or datetime.now(UTC)).run()
+def run_probe(
+    config: ProbeConfig,
+    now: datetime | None = None,
+    *,
+    shared: SharedTrust | None = None,
+    abort: AbortHandle | None = None,
+) -> ProbeReport:
+    """Probe one broker; ``now`` (default: the clock) dates every certificate check.
+
+    ``shared``: the trust prepared once for many probes (default: read it now).
+    ``abort``: the target's deadline, which another thread may enforce.
+    """
+    return _Probe(config, now or datetime.now(UTC), shared, abort).run()
 
 
 class _Probe:
     """One run: a method per stage, each returning its detail line or raising ProbeError."""
 
-    def __init__(self, config: ProbeConfig, now: datetime) -> None:
+    def __init__(
+        self,
+        config: ProbeConfig,
+        now: datetime,
+        shared: SharedTrust | None = None,
+        abort: AbortHandle | None = None,
+    ) -> None:
         self.config = config
         self.now = now
         self.resources = contextlib.ExitStack()
@@ -93,6 +118,9 @@ class _Probe:
         self.session: MqttSession | None = None
         self.forward: ForwardInfo | None = None
         self.deadline = 0.0  # time.monotonic() by which the running stage must end
+        self.shared = shared
+        self.abort = abort
+        self.stage_timeout = config.timeout  # --timeout, before a deadline shortens it
 
     # --- orchestration ------------------------------------------------------
 
@@ -108,11 +136,13 @@ class _Probe:
         if self.config.roundtrip:
             stages.append((Stage.ROUNDTRIP, self.roundtrip))
         with self.resources:
+            if self.abort is not None:
+                self.resources.callback(self.abort.release)
             for name, step in stages:
                 if self.config.plain and name in (Stage.TLS, Stage.VERIFY):
                     self._skip_for_plain(name)
                     continue
-                self._run_stage(name, step)
+                self._run_stage(name, self._within_deadline(name, step))
         return self._report()
 
     def _skip_for_plain(self, name: Stage) -> None:
@@ -122,6 +152,32 @@ class _Probe:
             return
         detail = "skipped: the port does not use TLS (plain MQTT)"
         self.results.append(StageResult(name, ok=False, skipped=True, ms=None, detail=detail))
+
+    def _within_deadline(self, name: Stage, step: Callable[[], str]) -> Callable[[], str]:
+        """Under a target deadline: at most the time left for the stage, and blame it.
+
+        Whatever a stage raises once the deadline has cut its connections is
+        the deadline's doing, reported as such.
+        """
+        abort = self.abort
+        if abort is None:
+            return step
+        from mqtt_tls_probe.core.deadline import deadline_error
+
+        def bounded() -> str:
+            left = abort.remaining()
+            if left <= 0:
+                raise ProbeError.from_info(deadline_error(name, abort.seconds))
+            self.config = replace(self.config, timeout=min(self.stage_timeout, left))
+            self.deadline = time.monotonic() + self.config.timeout  # the stage's, shortened
+            try:
+                return step()
+            except Exception as exc:
+                if abort.expired():
+                    raise ProbeError.from_info(deadline_error(name, abort.seconds)) from exc
+                raise
+
+        return bounded
 
     def _run_stage(self, name: Stage, step: Callable[[], str]) -> None:
         if self.error is not None:
@@ -143,11 +199,14 @@ class _Probe:
 
     def _report(self) -> ProbeReport:
         c = self.config
-        trust = TrustInfo(
-            self.bundle.source,
-            self.bundle.location,
-            certinfo.describe_all(self.bundle.certificates, self.now, as_trust_anchor=True),
-        )
+        if self.shared is not None:
+            trust = self.shared.described  # described once for all the probes
+        else:
+            trust = TrustInfo(
+                self.bundle.source,
+                self.bundle.location,
+                certinfo.describe_all(self.bundle.certificates, self.now, as_trust_anchor=True),
+            )
         tls_info = self.tls_info
         if c.trace and self.observer is not None and self.observer.available:
             self.trace = tuple(self.observer.events())
@@ -159,7 +218,9 @@ class _Probe:
             trust=trust,
             stages=tuple(self.results),
             tls=tls_info,
-            chain=certinfo.describe_all(self.chain, self.now),
+            chain=(self.shared.memo if self.shared else certinfo).describe_all(
+                self.chain, self.now
+            ),
             mqtt=self.mqtt_info,
             roundtrip=self.roundtrip_info,
             error=self.error,
@@ -179,6 +240,18 @@ class _Probe:
     def _own_socket(self, sock: socket.socket) -> None:
         """Close ``sock`` when the run ends (closing twice is harmless)."""
         self.resources.callback(sock.close)
+
+    def _on_open(self) -> Callable[[socket.socket], None] | None:
+        """Where a new socket is registered, so that the target's deadline can cut it."""
+        return self.abort.register if self.abort is not None else None
+
+    def _load_trust(self) -> TrustBundle:
+        shared = self.shared
+        if shared is None:
+            return load_trust(self.config.trust, self.config.timeout)
+        if shared.error is not None:
+            raise ProbeError.from_info(shared.error)
+        return shared.bundle
 
     # --- stages ---------------------------------------------------------------
 
@@ -208,12 +281,15 @@ class _Probe:
                 )
             )
             return "not needed: the port does not use TLS"
-        self.bundle = load_trust(self.config.trust, self.config.timeout)
+        self.bundle = self._load_trust()
         certs = self.bundle.certificates
         if self.bundle.source is TrustSource.NONE:
             return "none: --insecure, the server's certificate is not verified"
+        anchor_findings = self.shared.memo if self.shared else certinfo
         for cert in certs:
-            for finding in certinfo.certificate_findings(cert, self.now, as_trust_anchor=True):
+            for finding in anchor_findings.certificate_findings(
+                cert, self.now, as_trust_anchor=True
+            ):
                 code = TRUST_ANCHOR_FINDINGS.get(finding.code)
                 if code is not None:
                     message = f"Trusted CA {_cn(cert)}: {finding.message}."
@@ -243,7 +319,9 @@ class _Probe:
         if self.config.port_forward is not None:
             return self._tcp_forward()  # a cluster read failing there fails this stage
         started = time.perf_counter()
-        self.tcp_socket, self.address = net.connect(self.addresses, self.config.timeout)
+        self.tcp_socket, self.address = net.connect(
+            self.addresses, self.config.timeout, self._on_open()
+        )
         self._own_socket(self.tcp_socket)
         self.tcp_seconds = time.perf_counter() - started
         return f"connected to {self.address}"
@@ -265,7 +343,9 @@ class _Probe:
         self.address = net.Address(socket.AF_INET, ("127.0.0.1", forwarder.port))
         self.addresses = [self.address]
         started = time.perf_counter()
-        sock, _ = net.connect(self.addresses, max(deadline - time.monotonic(), 0.01))
+        sock, _ = net.connect(
+            self.addresses, max(deadline - time.monotonic(), 0.01), self._on_open()
+        )
         self._own_socket(sock)
         stream = forwarder.wait_open(sock.getsockname()[1], deadline)
         self.tcp_seconds = time.perf_counter() - started
@@ -280,14 +360,18 @@ class _Probe:
     def handshake(self) -> str:
         c = self.config
         verifying = not c.trust.insecure
-        pem = certinfo.to_pem(self.bundle.certificates).decode("ascii")
-        self.context = tls.build_context(pem or None, c.tls, verify=verifying)
-        self._watch_handshake(self.context)
+        if self.shared is not None and self.shared.context is not None:
+            context = self.shared.context  # a scan's: no per-probe recorder on it
+        else:
+            pem = certinfo.to_pem(self.bundle.certificates).decode("ascii")
+            context = tls.build_context(pem or None, c.tls, verify=verifying)
+            self._watch_handshake(context)
+        self.context = context
         observer = self.observer
         sock, self.tcp_socket = self.tcp_socket, None
         assert sock is not None  # noqa: S101 (narrowing)
         try:
-            self.tls_socket = tls.handshake(sock, self.context, c.tls, c.timeout, observer=observer)
+            self.tls_socket = tls.handshake(sock, context, c.tls, c.timeout, observer=observer)
         except tls.CertificateRejected as exc:
             self.rejection = exc
             self._end_trace()
@@ -336,15 +420,15 @@ class _Probe:
         self.observer.begin()
 
     def _end_trace(self) -> None:
-        assert self.observer is not None  # noqa: S101 (narrowing)
-        self.observer.stop()  # decoded for --trace when the report is made, off the clock
+        if self.observer is not None:  # none on a context shared by a scan's probes
+            self.observer.stop()  # decoded for --trace when the report is made, off the clock
 
     def _maybe_not_tls(self, error: ProbeError) -> ProbeError:
         """A closed or non-TLS answer: look at what the port says in cleartext."""
         if error.kind not in (ErrorKind.PEER_CLOSED, ErrorKind.NOT_TLS) or self.address is None:
             return error
-        if self._remaining() <= 0:
-            return error
+        if self._remaining() <= 0 or (self.abort is not None and self.abort.expired()):
+            return error  # no time left for a second look
         seen = tls.sniff_cleartext(self.address, min(self._remaining(), 2.0))
         if seen is None:
             return error
@@ -373,11 +457,13 @@ class _Probe:
         self.chain = tls.peer_chain(self.tls_socket)
         self._note_unparseable()
         chain = self._checkable()
-        self.warnings.extend(verify.findings(chain, anchors, c.server_name, self.now))
+        findings = self.shared.memo.findings if self.shared else verify.findings
+        self.warnings.extend(findings(chain, anchors, c.server_name, self.now))
         if c.trust.insecure:
             return self._unverified_detail()
         leaf = chain[0] if chain else None
-        top = verify.build_path(chain, anchors).anchor if chain else None
+        paths = self.shared.memo if self.shared else verify
+        top = paths.build_path(chain, anchors).anchor if chain else None
         by = f", issued under {_cn(top)}" if top is not None and top is not leaf else ""
         return f"chain of {len(self.chain)} trusted for {c.server_name}{by}"
 
@@ -445,7 +531,7 @@ class _Probe:
                 "Raise --timeout, or try --mqtt-version 3.1.1 directly.",
             )
         addresses = [self.address] if self.address else self.addresses
-        sock, _ = net.connect(addresses, self._left_for_messages())
+        sock, _ = net.connect(addresses, self._left_for_messages(), self._on_open())
         self._own_socket(sock)
         if c.plain:
             return sock

@@ -1,0 +1,303 @@
+"""``probe scan``: many targets, each probed as ``probe connect`` probes one.
+
+Also the output of ``connect --repeat`` (``emit_series``), which runs the
+same machinery on one target.
+"""
+
+import sys
+import time
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from mqtt_tls_probe import aio
+from mqtt_tls_probe.cli.app import app, guarded
+from mqtt_tls_probe.cli.options import (
+    CaFileOpt,
+    ConfigMapKeyOpt,
+    ConfigMapOpt,
+    ContextOpt,
+    IntervalOpt,
+    KubeconfigOpt,
+    MqttVersion,
+    NamespaceOpt,
+    RepeatOpt,
+    ServerNameOpt,
+    TimeoutOpt,
+    TlsMin,
+    VerboseOpt,
+    aio_option,
+    cluster_options,
+)
+from mqtt_tls_probe.output import OutputFormat
+
+if TYPE_CHECKING:
+    from mqtt_tls_probe.config import ProbeConfig
+    from mqtt_tls_probe.orchestrators.scan import ScanProgress
+    from mqtt_tls_probe.scan_model import TargetOutcome
+
+_PROGRESS_EVERY = 0.1  # seconds between redraws of the progress line
+
+
+class ScanOutput(StrEnum):
+    """scan's own choice: ``jsonl`` streams, which no other command does."""
+
+    TEXT = "text"
+    JSON = "json"
+    JSONL = "jsonl"
+
+
+@app.command(no_args_is_help=False)
+@guarded
+def scan(
+    targets: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="host, host:port or [ipv6]:port, as many as needed.", show_default=False
+        ),
+    ] = None,
+    targets_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--targets-file",
+            help="File with one host[:port] per line (# comments, blank lines ignored); "
+            "- reads standard input.",
+            show_default=False,
+        ),
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, max=1024, help="Targets probed at once.")
+    ] = 32,
+    target_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--target-timeout",
+            min=0.01,
+            help="Seconds one target's run may take, all stages together "
+            "[default: the sum of the stage timeouts].",
+            show_default=False,
+        ),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            "--port",
+            "-p",
+            min=1,
+            max=65535,
+            help="Port of the targets that name none [default: 18883].",
+            envvar="AIO_BROKER_TCP_PORT",
+            show_default=False,
+        ),
+    ] = None,
+    ca_file: CaFileOpt = None,
+    kubeconfig: KubeconfigOpt = None,
+    context: ContextOpt = None,
+    namespace: NamespaceOpt = aio.NAMESPACE,
+    configmap: ConfigMapOpt = None,
+    configmap_key: ConfigMapKeyOpt = aio.TRUST_BUNDLE_KEY,
+    insecure: Annotated[
+        bool,
+        typer.Option("--insecure", help="Do not verify the servers (reports say UNVERIFIED)."),
+    ] = False,
+    server_name: ServerNameOpt = None,
+    cert: Annotated[
+        Path | None,
+        aio_option("--cert", "Client certificate (PEM) for mutual TLS.", "AIO_TLS_CERT_FILE"),
+    ] = None,
+    key: Annotated[
+        Path | None,
+        aio_option("--key", "Private key (PEM) of --cert.", "AIO_TLS_KEY_FILE"),
+    ] = None,
+    tls_min: Annotated[
+        TlsMin | None, typer.Option("--tls-min", help="Lowest TLS version to offer.")
+    ] = None,
+    alpn: Annotated[
+        list[str] | None, typer.Option("--alpn", help="ALPN protocol to offer (repeatable).")
+    ] = None,
+    mqtt_version: Annotated[
+        MqttVersion | None,
+        typer.Option(
+            "--mqtt-version",
+            help="MQTT version [default: 5, retried once as 3.1.1 if the broker refuses 5; "
+            "an explicit 5 is never retried].",
+            show_default=False,
+        ),
+    ] = None,
+    client_id: Annotated[
+        str | None,
+        aio_option(
+            "--client-id",
+            "MQTT client id of every probe [default: probe-<random>, new for each probe].",
+            "AIO_MQTT_CLIENT_ID",
+        ),
+    ] = None,
+    username: Annotated[
+        str | None,
+        aio_option("--username", "MQTT user name.", "AIO_MQTT_USERNAME"),
+    ] = None,
+    password_file: Annotated[
+        Path | None,
+        aio_option(
+            "--password-file",
+            "File holding the MQTT password (else $PROBE_MQTT_PASSWORD; never argv).",
+            "AIO_MQTT_PASSWORD_FILE",
+        ),
+    ] = None,
+    sat_file: Annotated[
+        Path | None,
+        aio_option(
+            "--sat-file",
+            "Kubernetes service account token: MQTT 5 enhanced authentication K8S-SAT.",
+            "AIO_SAT_FILE",
+        ),
+    ] = None,
+    roundtrip: Annotated[
+        bool, typer.Option("--roundtrip", help="Subscribe, publish and receive one message.")
+    ] = False,
+    topic: Annotated[
+        str | None,
+        typer.Option(
+            "--topic",
+            help="Round-trip topic (implies --roundtrip) [default: probe/<client-id>].",
+            show_default=False,
+        ),
+    ] = None,
+    repeat: RepeatOpt = None,
+    interval: IntervalOpt = None,
+    output: Annotated[
+        ScanOutput,
+        typer.Option(
+            "--output", "-o", help="text, json (one document) or jsonl (a line per target)."
+        ),
+    ] = ScanOutput.TEXT,
+    timeout: TimeoutOpt = 10.0,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Probe many brokers at once, each through every stage of connect; a line per target.
+
+    Every target gets connect's trust, TLS and MQTT options; the trust bundle is
+    read once. Exit 0 when every target passed, else the lowest exit code among
+    the targets (the earliest stage that failed anywhere). A progress line goes
+    to stderr when it is a terminal.
+
+    Example:
+
+    \b
+    probe scan 10.0.0.5:18883 10.0.0.6:18883 --ca-file ca.crt --server-name aio-broker
+    probe scan --targets-file brokers.txt --ca-file ca.crt --output jsonl
+    """
+    from mqtt_tls_probe.config import ConnectInputs
+    from mqtt_tls_probe.orchestrators.scan import run_scan
+    from mqtt_tls_probe.output import scan_json, scan_text
+    from mqtt_tls_probe.scan_config import build_scan_plan, check_repeat
+
+    plan = build_scan_plan(
+        ConnectInputs(
+            port=port,
+            ca_file=ca_file,
+            insecure=insecure,
+            cluster=cluster_options(kubeconfig, context, namespace, configmap, configmap_key),
+            server_name=server_name,
+            cert=cert,
+            key=key,
+            tls_min=tls_min.value if tls_min else None,
+            alpn=tuple(alpn or ()),
+            mqtt_version=mqtt_version.value if mqtt_version else None,
+            client_id=client_id,
+            username=username,
+            password_file=password_file,
+            sat_file=sat_file,
+            roundtrip=roundtrip,
+            topic=topic,
+            timeout=timeout,
+        ),
+        targets or [],
+        targets_file=targets_file,
+        concurrency=concurrency,
+        target_timeout=target_timeout,
+        repeat=check_repeat(repeat, interval),
+    )
+    progress = _ProgressLine(enabled=sys.stderr.isatty())
+    width = max(len(scan_text.endpoint(c.host, c.port)) for c in plan.targets)
+
+    def show(outcome: "TargetOutcome") -> None:
+        if output is ScanOutput.TEXT:
+            progress.write_stdout("\n".join(scan_text.outcome_lines(outcome, width)) + "\n")
+        elif output is ScanOutput.JSONL:
+            progress.write_stdout(scan_json.jsonl_line(outcome))
+
+    report = run_scan(
+        plan,
+        on_outcome=show,
+        on_progress=progress.update,
+        keep=output is ScanOutput.JSON,
+    )
+    progress.clear()
+    if output is ScanOutput.JSON:
+        sys.stdout.write(scan_json.render_scan(report))
+    elif output is ScanOutput.TEXT:
+        sys.stdout.write("\n" + "\n".join(scan_text.summary_lines(report)) + "\n")
+    raise typer.Exit(report.exit_code)
+
+
+class _ProgressLine:
+    """One line on stderr, redrawn in place, only when stderr is a terminal."""
+
+    def __init__(self, *, enabled: bool) -> None:
+        self.enabled = enabled
+        self.shown = ""
+        self.drawn_at = 0.0
+
+    def update(self, progress: "ScanProgress") -> None:
+        if not self.enabled or time.monotonic() - self.drawn_at < _PROGRESS_EVERY:
+            return
+        from mqtt_tls_probe.output.scan_text import progress_line
+
+        self.shown = progress_line(
+            progress.done, progress.total, progress.failed, progress.probes, progress.elapsed
+        )
+        self.drawn_at = time.monotonic()
+        sys.stderr.write(f"\r\x1b[2K{self.shown}")
+        sys.stderr.flush()
+
+    def write_stdout(self, text: str) -> None:
+        """A result line: take the progress line away first, so the two never mix."""
+        self.clear()
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        if self.enabled and self.shown:
+            sys.stderr.write(self.shown)
+            sys.stderr.flush()
+
+    def clear(self) -> None:
+        if self.enabled and self.shown:
+            sys.stderr.write("\r\x1b[2K")
+            sys.stderr.flush()
+
+
+def emit_series(
+    config: "ProbeConfig",
+    repeat: int | None,
+    interval: float | None,
+    output: OutputFormat,
+    *,
+    fresh_client_ids: bool,
+    verbose: bool = False,
+) -> None:
+    """``connect --repeat``: run the series, print it, exit with its code."""
+    from mqtt_tls_probe.orchestrators.scan import run_series
+    from mqtt_tls_probe.output import scan_json, scan_text
+    from mqtt_tls_probe.scan_config import check_repeat
+
+    options = check_repeat(repeat, interval)
+    if options is None:  # pragma: no cover (called only with --repeat or --interval)
+        raise typer.Exit(2)
+    report = run_series(config, options, fresh_client_ids=fresh_client_ids)
+    if output is OutputFormat.JSON:
+        sys.stdout.write(scan_json.render_repeated(report))
+    else:
+        sys.stdout.write(scan_text.render_repeated(report, verbose=verbose))
+    raise typer.Exit(report.exit_code)
