@@ -182,3 +182,81 @@ def test_the_exporter_discovers_round_after_round(
     finally:
         running.stop()
     assert not [e for e in events if e[0] == "background-source-failed"]
+
+
+def _scan(api: FakeApiServer, pki: PkiFiles, tmp_path: Path, *args: str) -> Any:
+    from .helpers import probe
+
+    kubeconfig = str(api.kubeconfig(tmp_path / "kubeconfig"))
+    return probe(
+        "scan", "--discover", "--kubeconfig", kubeconfig, "--ca-file", str(pki.ca_cert),
+        "--server-name", "localhost", "--timeout", "5", *args,
+    )  # fmt: skip
+
+
+def test_scan_discover_end_to_end(
+    cluster: tuple[FakeApiServer, int, int], pki: PkiFiles, tmp_path: Path
+) -> None:
+    import json
+
+    api, _, plain_port = cluster
+    result = _scan(api, pki, tmp_path, "--output", "json")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    doc = json.loads(result.stdout)
+    by_source = {t["listener"]["address_source"]: t for t in doc["targets"]}
+    assert sorted(by_source) == ["load_balancer", "port_forward"]
+    forwarded = by_source["port_forward"]
+    assert forwarded["ok"]
+    assert forwarded["forward"]["pod"] == POD
+    plain = by_source["load_balancer"]
+    assert plain["ok"]
+    assert plain["target"]["port"] == plain_port
+    assert [w["code"] for w in plain["warnings"]] == ["no_tls"]
+    assert doc["summary"] == {"total": 2, "passed": 2, "failed": 0, "by_kind": {}}
+    # The WebSockets port is named on stderr, with why; it does not change the exit code.
+    assert "not probed: listener plain port 9001 (Service aio-broker-plain): MQTT over " in (
+        result.stderr
+    )
+
+
+def test_scan_discover_require_tls_fails_the_plain_port(
+    cluster: tuple[FakeApiServer, int, int], pki: PkiFiles, tmp_path: Path
+) -> None:
+    import json
+
+    api, _, plain_port = cluster
+    result = _scan(api, pki, tmp_path, "--require-tls", "--output", "json")
+    doc = json.loads(result.stdout)
+    assert result.exit_code == 5
+    failed = [t for t in doc["targets"] if not t["ok"]]
+    assert [t["target"]["port"] for t in failed] == [plain_port]
+    assert failed[0]["error"]["kind"] == "not_tls"
+
+
+def test_scan_discover_usage_and_cluster_errors(
+    cluster: tuple[FakeApiServer, int, int], pki: PkiFiles, tmp_path: Path
+) -> None:
+    api, _, _ = cluster
+    named = _scan(api, pki, tmp_path, "127.0.0.1:1")
+    assert named.exit_code == 2
+    assert "name none" in named.stderr
+    from .helpers import probe
+
+    assert probe("scan", "127.0.0.1:1", "--require-tls").exit_code == 2
+    api.forbidden.add(f"{BASE}/brokerlisteners")
+    forbidden = _scan(api, pki, tmp_path)
+    assert forbidden.exit_code == 3
+    assert "may not list brokerlisteners" in forbidden.stderr
+
+
+def test_scan_discover_text_marks_the_plain_port(
+    cluster: tuple[FakeApiServer, int, int], pki: PkiFiles, tmp_path: Path
+) -> None:
+    api, _, plain_port = cluster
+    result = _scan(api, pki, tmp_path)
+    assert result.exit_code == 0, result.stdout
+    (line,) = [x for x in result.stdout.splitlines() if f":{plain_port}" in x]
+    assert "PASS" in line
+    assert line.endswith("no TLS (plain MQTT)")
+    forwarded = next(x for x in result.stdout.splitlines() if "aio-broker." in x)
+    assert "no TLS" not in forwarded

@@ -129,3 +129,16 @@ def test_the_target_names_the_service(target: str, namespace: str, service: str)
     config = build_probe_config(ConnectInputs(target=target, port_forward=True))
     assert config.port_forward == ForwardRequest(namespace, service)
     assert config.server_name == target.rsplit(":", 1)[0]
+
+
+def test_scan_port_forward(api: FakeApiServer, pki: PkiFiles, tmp_path: Path, pod: int) -> None:
+    api.pod_ports[(NS, POD, 18883)] = pod
+    config = api.kubeconfig(tmp_path / "kubeconfig")
+    code, doc = probe_json(
+        "scan", "aio-broker:18883", "aio-broker.azure-iot-operations:18883", "--port-forward",
+        "--ca-file", str(pki.ca_cert), "--kubeconfig", str(config), "--server-name", "localhost",
+        "--timeout", "5",
+    )  # fmt: skip
+    assert code == 0, doc
+    assert [t["forward"]["pod"] for t in doc["targets"]] == [POD, POD]
+    assert len(api.forwards) == 2  # each target its own forward

@@ -199,7 +199,7 @@ def build_probe_config(
     if inputs.sat_file is not None and inputs.mqtt_version == "3.1.1":
         raise UsageError("--sat-file needs MQTT 5: MQTT 3.1.1 cannot carry the token")
     sat_request = _sat_request(inputs)
-    forward = _forward_request(inputs, host)
+    forward = forward_request(inputs, host)
     if inputs.tls_min is not None and inputs.tls_min not in TLS_VERSIONS:
         raise UsageError(f"--tls-min must be one of {', '.join(TLS_VERSIONS)}")
     if inputs.tls_max is not None and inputs.tls_max not in TLS_VERSIONS:
@@ -303,7 +303,8 @@ def _sat_request(inputs: ConnectInputs) -> SatRequest | None:
     return SatRequest(namespace, name, audience)
 
 
-def _forward_request(inputs: ConnectInputs, host: str) -> ForwardRequest | None:
+def forward_request(inputs: ConnectInputs, host: str) -> ForwardRequest | None:
+    """``--port-forward``'s Service for the target ``host`` (None: no ``--port-forward``)."""
     if not inputs.port_forward:
         return None
     if names_is_ip(host):

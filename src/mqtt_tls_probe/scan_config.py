@@ -25,7 +25,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 
-from mqtt_tls_probe.config import ConnectInputs, ProbeConfig, build_probe_config, parse_target
+from mqtt_tls_probe.config import (
+    ConnectInputs,
+    ProbeConfig,
+    build_probe_config,
+    forward_request,
+    parse_target,
+)
 from mqtt_tls_probe.errors import UsageError
 
 DEFAULT_CONCURRENCY = 32
@@ -129,11 +135,38 @@ def build_scan_plan(
             host=host,
             port=port,
             tls=replace(base.tls, server_name=inputs.server_name or host),
+            port_forward=forward_request(inputs, host),  # --port-forward: each its Service
         )
         for host, port in endpoints
     )
     return ScanPlan(
         targets=configs,
+        concurrency=concurrency,
+        target_timeout=target_timeout,
+        repeat=repeat,
+        fresh_client_ids=inputs.client_id is None,
+    )
+
+
+def discovered_plan(
+    configs: Sequence[ProbeConfig],
+    inputs: ConnectInputs,
+    *,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    target_timeout: float | None = None,
+    repeat: RepeatOptions | None = None,
+) -> ScanPlan:
+    """``probe scan --discover``: the probes built for the listener ports, as a plan.
+
+    Raises:
+        UsageError: a bad ``--concurrency`` or ``--target-timeout``.
+    """
+    if not 1 <= concurrency <= MAX_CONCURRENCY:
+        raise UsageError(f"--concurrency must be between 1 and {MAX_CONCURRENCY}")
+    if target_timeout is not None and not (math.isfinite(target_timeout) and target_timeout > 0):
+        raise UsageError("--target-timeout must be a positive number of seconds")
+    return ScanPlan(
+        targets=tuple(configs),
         concurrency=concurrency,
         target_timeout=target_timeout,
         repeat=repeat,

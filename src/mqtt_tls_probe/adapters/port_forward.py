@@ -37,6 +37,7 @@ from mqtt_tls_probe.core.trust_bundle import clip
 from mqtt_tls_probe.errors import ErrorKind, ProbeError, Stage
 
 _TICK = 0.05  # how often a pump looks at its stop flag
+_RELEASE_WAIT = 0.5  # for the client's proxy thread to close its side
 _CHUNK = 65536
 SETTLE_FLOOR = 0.2  # seconds to wait for the kubelet's verdict on the pod's port
 
@@ -136,6 +137,24 @@ def _number(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 65536
 
 
+def _release(forward: Any) -> None:
+    """Close a ``PortForward``: our end of each port's socket pair, then, once its proxy
+    thread had a moment to close the other end and the WebSocket, whatever is left (a proxy
+    that died on an error leaves them open)."""
+    forward.close()
+    ports = list(forward.local_ports.values())
+    until = time.monotonic() + _RELEASE_WAIT
+    while time.monotonic() < until and any(p.python.fileno() != -1 for p in ports):
+        time.sleep(0.005)
+    if all(p.python.fileno() == -1 for p in ports):
+        return  # the proxy closed its side and is closing the WebSocket
+    for port in ports:  # the proxy died (or hangs): close what it left
+        with contextlib.suppress(OSError):
+            port.python.close()
+    with contextlib.suppress(Exception):  # websocket-client's own errors
+        forward.websocket.close(timeout=0)
+
+
 @dataclass
 class _Stream:
     """One accepted connection and its forward."""
@@ -217,12 +236,12 @@ class Forwarder:
         stream.opened_in = time.monotonic() - started
         stream.done.set()
         if self._stopping.is_set() or stream.closed:
-            stream.forward.close()
+            _release(stream.forward)
             return
         try:
             self._pump(connection, stream.forward.socket(self.target.port))
         finally:
-            stream.forward.close()
+            _release(stream.forward)
             with contextlib.suppress(OSError):
                 connection.close()
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from mqtt_tls_probe import aio
-from mqtt_tls_probe.cli.app import app, guarded
+from mqtt_tls_probe.cli.app import app, guarded, write_stderr
 from mqtt_tls_probe.cli.options import (
     CaFileOpt,
     ConfigMapKeyOpt,
@@ -31,11 +31,13 @@ from mqtt_tls_probe.cli.options import (
     aio_option,
     cluster_options,
 )
+from mqtt_tls_probe.errors import ProbeError, UsageError
 from mqtt_tls_probe.output import OutputFormat
 
 if TYPE_CHECKING:
-    from mqtt_tls_probe.config import ProbeConfig
+    from mqtt_tls_probe.config import ConnectInputs, ProbeConfig
     from mqtt_tls_probe.orchestrators.scan import ScanProgress
+    from mqtt_tls_probe.scan_config import RepeatOptions, ScanPlan
     from mqtt_tls_probe.scan_model import TargetOutcome
 
 _PROGRESS_EVERY = 0.1  # seconds between redraws of the progress line
@@ -154,6 +156,48 @@ def scan(
             "AIO_SAT_FILE",
         ),
     ] = None,
+    sat_serviceaccount: Annotated[
+        str | None,
+        typer.Option(
+            "--sat-serviceaccount",
+            help="Mint a 10-minute K8S-SAT token per probe for this service account "
+            "([NAMESPACE/]NAME) with the TokenRequest API; kept in memory only.",
+            show_default=False,
+            metavar="[NS/]NAME",
+        ),
+    ] = None,
+    sat_audience: Annotated[
+        str | None,
+        typer.Option(
+            "--sat-audience",
+            help="With --sat-serviceaccount: the token's audience [default: the listener's "
+            "BrokerAuthentication audience, else aio-internal].",
+            show_default=False,
+        ),
+    ] = None,
+    discover: Annotated[
+        bool,
+        typer.Option(
+            "--discover",
+            help="Probe every port of the broker's listeners (BrokerListener resources) "
+            "instead of named targets; see probe cluster --listeners.",
+        ),
+    ] = False,
+    require_tls: Annotated[
+        bool,
+        typer.Option(
+            "--require-tls",
+            help="With --discover: a port without TLS is probed with TLS too, and fails.",
+        ),
+    ] = False,
+    port_forward: Annotated[
+        bool,
+        typer.Option(
+            "--port-forward",
+            help="Each target is a Service (SERVICE[.NAMESPACE]:PORT), reached through a "
+            "ready pod as kubectl port-forward does.",
+        ),
+    ] = False,
     roundtrip: Annotated[
         bool, typer.Option("--roundtrip", help="Subscribe, publish and receive one message.")
     ] = False,
@@ -194,32 +238,48 @@ def scan(
     from mqtt_tls_probe.output import scan_json, scan_text
     from mqtt_tls_probe.scan_config import build_scan_plan, check_repeat
 
-    plan = build_scan_plan(
-        ConnectInputs(
-            port=port,
-            ca_file=ca_file,
-            insecure=insecure,
-            cluster=cluster_options(kubeconfig, context, namespace, configmap, configmap_key),
-            server_name=server_name,
-            cert=cert,
-            key=key,
-            tls_min=tls_min.value if tls_min else None,
-            alpn=tuple(alpn or ()),
-            mqtt_version=mqtt_version.value if mqtt_version else None,
-            client_id=client_id,
-            username=username,
-            password_file=password_file,
-            sat_file=sat_file,
-            roundtrip=roundtrip,
-            topic=topic,
-            timeout=timeout,
-        ),
-        targets or [],
-        targets_file=targets_file,
-        concurrency=concurrency,
-        target_timeout=target_timeout,
-        repeat=check_repeat(repeat, interval),
+    inputs = ConnectInputs(
+        port=port,
+        ca_file=ca_file,
+        insecure=insecure,
+        cluster=cluster_options(kubeconfig, context, namespace, configmap, configmap_key),
+        server_name=server_name,
+        cert=cert,
+        key=key,
+        tls_min=tls_min.value if tls_min else None,
+        alpn=tuple(alpn or ()),
+        mqtt_version=mqtt_version.value if mqtt_version else None,
+        client_id=client_id,
+        username=username,
+        password_file=password_file,
+        sat_file=sat_file,
+        sat_serviceaccount=sat_serviceaccount,
+        sat_audience=sat_audience,
+        port_forward=port_forward,
+        roundtrip=roundtrip,
+        topic=topic,
+        timeout=timeout,
     )
+    if discover:
+        plan = _discovered_plan(
+            inputs,
+            bool(targets) or targets_file is not None,
+            require_tls=require_tls,
+            concurrency=concurrency,
+            target_timeout=target_timeout,
+            repeat=check_repeat(repeat, interval),
+        )
+    else:
+        if require_tls:
+            raise UsageError("--require-tls needs --discover: named targets are always TLS")
+        plan = build_scan_plan(
+            inputs,
+            targets or [],
+            targets_file=targets_file,
+            concurrency=concurrency,
+            target_timeout=target_timeout,
+            repeat=check_repeat(repeat, interval),
+        )
     progress = _ProgressLine(enabled=sys.stderr.isatty())
     width = max(len(scan_text.endpoint(c.host, c.port)) for c in plan.targets)
 
@@ -241,6 +301,64 @@ def scan(
     elif output is ScanOutput.TEXT:
         sys.stdout.write("\n" + "\n".join(scan_text.summary_lines(report)) + "\n")
     raise typer.Exit(report.exit_code)
+
+
+def _discovered_plan(
+    inputs: "ConnectInputs",
+    named: bool,
+    *,
+    require_tls: bool,
+    concurrency: int,
+    target_timeout: float | None,
+    repeat: "RepeatOptions | None",
+) -> "ScanPlan":
+    """The listener ports as targets. The cluster unreadable, or no port that can be probed:
+    the error on stderr and exit 3. A port that cannot be probed is named on stderr, with
+    why, and does not change the exit code."""
+    from dataclasses import replace
+
+    from mqtt_tls_probe.adapters.discovery import discover
+    from mqtt_tls_probe.config import build_probe_config
+    from mqtt_tls_probe.errors import EXIT_CODES, Stage
+    from mqtt_tls_probe.orchestrators.discover import probe_configs
+    from mqtt_tls_probe.scan_config import discovered_plan
+
+    if named:
+        raise UsageError("--discover finds the targets: name none (no TARGET, no --targets-file)")
+    if inputs.port_forward:
+        raise UsageError("--discover chooses the port-forward per listener: drop --port-forward")
+    build_probe_config(inputs)  # the options' usage errors, before the cluster is read
+    try:
+        found = discover(inputs.cluster, inputs.timeout)
+    except ProbeError as exc:
+        write_stderr(f"probe: {exc.kind}: {exc.message}", f"hint: {exc.hint}")
+        raise typer.Exit(exc.exit_code) from exc
+    probes = probe_configs(found, inputs)
+    for probe in probes:
+        if probe.config is None:
+            info = probe.listener.listener
+            write_stderr(
+                f"not probed: listener {info.name} port {info.port} (Service {info.service}): "
+                f"{probe.listener.problem}"
+            )
+    configs = [
+        replace(p.config, plain=False) if require_tls else p.config
+        for p in probes
+        if p.config is not None
+    ]
+    if not configs:
+        write_stderr(
+            f"probe: no listener port in {found.namespace} can be probed ({found.origin})",
+            "hint: see them with probe cluster --listeners",
+        )
+        raise typer.Exit(EXIT_CODES[Stage.TRUST])
+    return discovered_plan(
+        configs,
+        inputs,
+        concurrency=concurrency,
+        target_timeout=target_timeout,
+        repeat=repeat,
+    )
 
 
 class _ProgressLine:

@@ -48,6 +48,8 @@ def outcome_lines(outcome: TargetOutcome, width: int) -> list[str]:
         f"{target_label(report):<{width}}  {mark}  {failure:<{_FAILURE_WIDTH}}  "
         f"{tls:<7}  {leaf:<10}  {total_ms(report):8.1f} ms"
     )
+    if report.listener is not None and not report.listener.tls:
+        line += "  no TLS (plain MQTT)"  # --discover: the no_tls warning, in a word
     if outcome.repeat is None:
         return [line]
     return [line, *["    " + row for row in repeat_lines(outcome.repeat)]]
