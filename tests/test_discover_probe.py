@@ -6,6 +6,7 @@ ingress in plain MQTT (a no_tls warning), a WebSockets port not at all; and the 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -260,3 +261,32 @@ def test_scan_discover_text_marks_the_plain_port(
     assert line.endswith("no TLS (plain MQTT)")
     forwarded = next(x for x in result.stdout.splitlines() if "aio-broker." in x)
     assert "no TLS" not in forwarded
+
+
+@pytest.mark.parametrize(("flag", "expected"), [(None, "aio-mq"), ("other", "other")])
+def test_minted_token_takes_the_listener_audience(
+    pki: PkiFiles, tmp_path: Path, flag: str | None, expected: str
+) -> None:
+    with FakeApiServer(tmp_path / "apiserver") as api:
+        listener = aio.broker_listener("lb", {
+            "serviceName": "aio-lb", "serviceType": "LoadBalancer",
+            "ports": [{"port": 8883, "authenticationRef": "sat", "tls": {"mode": "Automatic"}}],
+        })  # fmt: skip
+        sat = aio.broker_authentication("sat", [{
+            "method": "ServiceAccountToken",
+            "serviceAccountTokenSettings": {"audiences": ["aio-mq", "aio-internal"]},
+        }])  # fmt: skip
+        api.objects[f"{BASE}/brokerlisteners"] = aio.items("L", [listener], "v1")
+        api.objects[f"{BASE}/brokerauthentications"] = aio.items("A", [sat], "v1")
+        api.objects[f"/api/v1/namespaces/{NS}/services/aio-lb"] = aio.service(
+            "aio-lb", "LoadBalancer", [{"port": 8883}], ingress=[{"ip": "127.0.0.1"}]
+        )
+        inputs = dataclasses.replace(
+            _inputs(api, pki, tmp_path), sat_serviceaccount="probe", sat_audience=flag
+        )
+        (only,) = probe_configs(discover(inputs.cluster, 5, environ={}), inputs)
+    assert only.config is not None
+    request = only.config.mqtt.sat_request
+    assert request is not None
+    assert (request.namespace, request.name, request.audience) == (NS, "probe", expected)
+    assert only.config.credential_hint is None  # the run brings the credential
