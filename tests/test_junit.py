@@ -21,7 +21,7 @@ from mqtt_tls_probe.output import junit
 from . import factories
 from .brokers import harness_serving
 from .helpers import probe, write_pem
-from .servers import TcpServer, hold
+from .servers import TcpServer, free_port, hold
 
 STAGES = ["trust", "resolve", "tcp", "tls", "verify", "mqtt"]
 
@@ -179,3 +179,29 @@ def test_xml_text_drops_ansi_sequences_and_shows_other_forbidden_characters() ->
     assert junit.xml_text("title\x1b]0;x\x07end") == "titleend"
     assert junit.xml_text("surrogate \ud800 and \ufffe") == "surrogate #xD800 and #xFFFE"
     assert junit.xml_text("tab\tnewline\n é ✓ 😀") == "tab\tnewline\n é ✓ 😀"
+
+
+def test_scan_writes_one_suite_per_target_in_input_order(
+    harness: BrokerHandle, pki: PkiFiles, tmp_path: Path
+) -> None:
+    out = tmp_path / "scan.xml"
+    closed = f"127.0.0.1:{free_port()}"
+    args = ["scan", harness.address, closed, "--ca-file", str(pki.ca_cert), "--timeout", "2"]
+    result = probe(*args, "--junit", str(out), "--output", "jsonl")
+    assert result.exit_code == 4, result.stdout  # the lowest failing code: tcp
+    assert len(result.stdout.splitlines()) == 2  # stdout is what it is without --junit
+    good, refused = suites_of(out)
+    assert harness.address in str(good.name)
+    assert set(results(good).values()) == {"passed"}
+    assert results(refused)["tcp"] == "failure connection_refused"
+    assert results(refused)["mqtt"] == "skipped"
+
+
+def test_scan_refuses_an_unwritable_junit_file_before_probing(
+    pki: PkiFiles, tmp_path: Path
+) -> None:
+    with TcpServer(hold) as server:
+        args = ["scan", server.address, "--ca-file", str(pki.ca_cert)]
+        result = probe(*args, "--junit", str(tmp_path), "--timeout", "1")
+        assert result.exit_code == 2
+        assert server.accepted == 0

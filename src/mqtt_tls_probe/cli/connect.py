@@ -14,6 +14,7 @@ from mqtt_tls_probe.cli.options import (
     ConfigMapOpt,
     ContextOpt,
     IntervalOpt,
+    JunitOpt,
     KubeconfigOpt,
     MqttVersion,
     NamespaceOpt,
@@ -178,14 +179,7 @@ def connect(
             show_default=False,
         ),
     ] = None,
-    junit: Annotated[
-        Path | None,
-        typer.Option(
-            "--junit",
-            help="Also write the result as JUnit XML to this file (a case per stage), for CI.",
-            show_default=False,
-        ),
-    ] = None,
+    junit: JunitOpt = None,
     repeat: RepeatOpt = None,
     interval: IntervalOpt = None,
     output: OutputOpt = OutputFormat.TEXT,

@@ -166,3 +166,14 @@ IntervalOpt = Annotated[
         show_default=False,
     ),
 ]
+
+
+JunitOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--junit",
+        help="Also write the result as JUnit XML to this file (a suite per target, a case "
+        "per stage), for CI.",
+        show_default=False,
+    ),
+]

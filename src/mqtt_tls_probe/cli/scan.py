@@ -4,8 +4,10 @@ Also the output of ``connect --repeat`` (``emit_series``), which runs the
 same machinery on one target.
 """
 
+import contextlib
 import sys
 import time
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -20,6 +22,7 @@ from mqtt_tls_probe.cli.options import (
     ConfigMapOpt,
     ContextOpt,
     IntervalOpt,
+    JunitOpt,
     KubeconfigOpt,
     MqttVersion,
     NamespaceOpt,
@@ -38,7 +41,7 @@ if TYPE_CHECKING:
     from mqtt_tls_probe.config import ConnectInputs, ProbeConfig
     from mqtt_tls_probe.orchestrators.scan import ScanProgress
     from mqtt_tls_probe.scan_config import RepeatOptions, ScanPlan
-    from mqtt_tls_probe.scan_model import TargetOutcome
+    from mqtt_tls_probe.scan_model import ScanReport, TargetOutcome
 
 _PROGRESS_EVERY = 0.1  # seconds between redraws of the progress line
 
@@ -211,6 +214,7 @@ def scan(
     ] = None,
     repeat: RepeatOpt = None,
     interval: IntervalOpt = None,
+    junit: JunitOpt = None,
     output: Annotated[
         ScanOutput,
         typer.Option(
@@ -234,7 +238,6 @@ def scan(
     probe scan --targets-file brokers.txt --ca-file ca.crt --output jsonl
     """
     from mqtt_tls_probe.config import ConnectInputs
-    from mqtt_tls_probe.orchestrators.scan import run_scan
     from mqtt_tls_probe.output import scan_json, scan_text
     from mqtt_tls_probe.scan_config import build_scan_plan, check_repeat
 
@@ -280,6 +283,31 @@ def scan(
             target_timeout=target_timeout,
             repeat=check_repeat(repeat, interval),
         )
+    with contextlib.ExitStack() as files:
+        junit_file = None
+        if junit is not None:  # refused (exit 2) before any target is probed
+            from mqtt_tls_probe.adapters.report_file import report_file
+
+            junit_file = files.enter_context(report_file(junit))
+        started = datetime.now(UTC)
+        report = _run_and_show(plan, output, keep=junit_file is not None)
+        if junit_file is not None:
+            from mqtt_tls_probe.output import junit as junit_xml
+
+            reports = [outcome.report for outcome in report.outcomes]
+            junit_file.write(junit_xml.render(reports, started, name="probe scan"))
+    if output is ScanOutput.JSON:
+        sys.stdout.write(scan_json.render_scan(report))
+    elif output is ScanOutput.TEXT:
+        sys.stdout.write("\n" + "\n".join(scan_text.summary_lines(report)) + "\n")
+    raise typer.Exit(report.exit_code)
+
+
+def _run_and_show(plan: "ScanPlan", output: ScanOutput, *, keep: bool) -> "ScanReport":
+    """Run the scan; text and JSONL stream a line per target as it finishes."""
+    from mqtt_tls_probe.orchestrators.scan import run_scan
+    from mqtt_tls_probe.output import scan_json, scan_text
+
     progress = _ProgressLine(enabled=sys.stderr.isatty())
     width = max(len(scan_text.endpoint(c.host, c.port)) for c in plan.targets)
 
@@ -293,14 +321,10 @@ def scan(
         plan,
         on_outcome=show,
         on_progress=progress.update,
-        keep=output is ScanOutput.JSON,
+        keep=keep or output is ScanOutput.JSON,
     )
     progress.clear()
-    if output is ScanOutput.JSON:
-        sys.stdout.write(scan_json.render_scan(report))
-    elif output is ScanOutput.TEXT:
-        sys.stdout.write("\n" + "\n".join(scan_text.summary_lines(report)) + "\n")
-    raise typer.Exit(report.exit_code)
+    return report
 
 
 def _discovered_plan(
