@@ -9,25 +9,36 @@ import typer
 from mqtt_tls_probe import aio
 from mqtt_tls_probe.cli.app import app, emit, guarded
 from mqtt_tls_probe.cli.options import (
+    AlpnOpt,
     CaFileOpt,
+    CertOpt,
+    CiphersOpt,
     ConfigMapKeyOpt,
     ConfigMapOpt,
     ContextOpt,
+    InsecureOpt,
     IntervalOpt,
     JunitOpt,
+    KeyOpt,
     KubeconfigOpt,
-    MqttVersion,
+    MqttVersionOpt,
     NamespaceOpt,
     OutputOpt,
+    PasswordFileOpt,
     RepeatOpt,
+    RoundtripOpt,
+    SatAudienceOpt,
+    SatFileOpt,
+    SatServiceAccountOpt,
     ServerNameOpt,
     TimeoutOpt,
-    TlsMax,
-    TlsMin,
+    TlsMaxOpt,
+    TlsMinOpt,
+    TopicOpt,
     TraceOpt,
+    UsernameOpt,
     VerboseOpt,
     aio_option,
-    aio_path_option,
     cluster_options,
 )
 from mqtt_tls_probe.output import OutputFormat
@@ -62,38 +73,14 @@ def connect(
     namespace: NamespaceOpt = aio.NAMESPACE,
     configmap: ConfigMapOpt = None,
     configmap_key: ConfigMapKeyOpt = aio.TRUST_BUNDLE_KEY,
-    insecure: Annotated[
-        bool,
-        typer.Option("--insecure", help="Do not verify the server (the report says UNVERIFIED)."),
-    ] = False,
+    insecure: InsecureOpt = False,
     server_name: ServerNameOpt = None,
-    cert: Annotated[
-        Path | None,
-        aio_path_option("--cert", "Client certificate (PEM) for mutual TLS.", "AIO_TLS_CERT_FILE"),
-    ] = None,
-    key: Annotated[
-        Path | None,
-        aio_path_option("--key", "Private key (PEM) of --cert.", "AIO_TLS_KEY_FILE"),
-    ] = None,
-    tls_min: Annotated[
-        TlsMin | None, typer.Option("--tls-min", help="Lowest TLS version to offer.")
-    ] = None,
-    tls_max: Annotated[
-        TlsMax | None,
-        typer.Option("--tls-max", help="Highest TLS version to offer (emulate a device)."),
-    ] = None,
-    ciphers: Annotated[
-        str | None,
-        typer.Option(
-            "--ciphers",
-            help="OpenSSL cipher list of the TLS 1.2 suites to offer, e.g. "
-            "ECDHE-ECDSA-AES128-GCM-SHA256 (TLS 1.3 suites cannot be chosen).",
-            show_default=False,
-        ),
-    ] = None,
-    alpn: Annotated[
-        list[str] | None, typer.Option("--alpn", help="ALPN protocol to offer (repeatable).")
-    ] = None,
+    cert: CertOpt = None,
+    key: KeyOpt = None,
+    tls_min: TlsMinOpt = None,
+    tls_max: TlsMaxOpt = None,
+    ciphers: CiphersOpt = None,
+    alpn: AlpnOpt = None,
     trace: TraceOpt = False,
     tls_keylog: Annotated[
         Path | None,
@@ -107,41 +94,16 @@ def connect(
     force: Annotated[
         bool, typer.Option("--force", help="With --tls-keylog: replace an existing file.")
     ] = False,
-    mqtt_version: Annotated[
-        MqttVersion | None,
-        typer.Option(
-            "--mqtt-version",
-            help="MQTT version [default: 5, retried once as 3.1.1 if the broker refuses 5; "
-            "an explicit 5 is never retried].",
-            show_default=False,
-        ),
-    ] = None,
+    mqtt_version: MqttVersionOpt = None,
     client_id: Annotated[
         str | None,
         aio_option(
             "--client-id", "MQTT client id [default: probe-<random>].", "AIO_MQTT_CLIENT_ID"
         ),
     ] = None,
-    username: Annotated[
-        str | None,
-        aio_option("--username", "MQTT user name.", "AIO_MQTT_USERNAME"),
-    ] = None,
-    password_file: Annotated[
-        Path | None,
-        aio_path_option(
-            "--password-file",
-            "File holding the MQTT password (else $PROBE_MQTT_PASSWORD; never argv).",
-            "AIO_MQTT_PASSWORD_FILE",
-        ),
-    ] = None,
-    sat_file: Annotated[
-        Path | None,
-        aio_path_option(
-            "--sat-file",
-            "Kubernetes service account token: MQTT 5 enhanced authentication K8S-SAT.",
-            "AIO_SAT_FILE",
-        ),
-    ] = None,
+    username: UsernameOpt = None,
+    password_file: PasswordFileOpt = None,
+    sat_file: SatFileOpt = None,
     port_forward: Annotated[
         bool,
         typer.Option(
@@ -150,35 +112,10 @@ def connect(
             "through the API server, as kubectl port-forward does.",
         ),
     ] = False,
-    sat_serviceaccount: Annotated[
-        str | None,
-        typer.Option(
-            "--sat-serviceaccount",
-            help="Mint a 10-minute K8S-SAT token for this service account ([NAMESPACE/]NAME, "
-            "namespace default --namespace) with the TokenRequest API; kept in memory only.",
-            show_default=False,
-            metavar="[NS/]NAME",
-        ),
-    ] = None,
-    sat_audience: Annotated[
-        str | None,
-        typer.Option(
-            "--sat-audience",
-            help="With --sat-serviceaccount: the token's audience [default: aio-internal].",
-            show_default=False,
-        ),
-    ] = None,
-    roundtrip: Annotated[
-        bool, typer.Option("--roundtrip", help="Subscribe, publish and receive one message.")
-    ] = False,
-    topic: Annotated[
-        str | None,
-        typer.Option(
-            "--topic",
-            help="Round-trip topic (implies --roundtrip) [default: probe/<client-id>].",
-            show_default=False,
-        ),
-    ] = None,
+    sat_serviceaccount: SatServiceAccountOpt = None,
+    sat_audience: SatAudienceOpt = None,
+    roundtrip: RoundtripOpt = False,
+    topic: TopicOpt = None,
     junit: JunitOpt = None,
     repeat: RepeatOpt = None,
     interval: IntervalOpt = None,

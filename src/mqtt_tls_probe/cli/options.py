@@ -177,3 +177,110 @@ JunitOpt = Annotated[
         show_default=False,
     ),
 ]
+
+
+# --- connect's TLS and MQTT options, shared with scan (and the exporter) -----------
+
+InsecureOpt = Annotated[
+    bool,
+    typer.Option(
+        "--insecure", help="Do not verify the server's certificate (the report says UNVERIFIED)."
+    ),
+]
+
+CertOpt = Annotated[
+    Path | None,
+    aio_path_option("--cert", "Client certificate (PEM) for mutual TLS.", "AIO_TLS_CERT_FILE"),
+]
+
+KeyOpt = Annotated[
+    Path | None,
+    aio_path_option("--key", "Private key (PEM) of --cert.", "AIO_TLS_KEY_FILE"),
+]
+
+TlsMinOpt = Annotated[TlsMin | None, typer.Option("--tls-min", help="Lowest TLS version to offer.")]
+
+TlsMaxOpt = Annotated[
+    TlsMax | None,
+    typer.Option("--tls-max", help="Highest TLS version to offer (emulate a device)."),
+]
+
+CiphersOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ciphers",
+        help="OpenSSL cipher list of the TLS 1.2 suites to offer, e.g. "
+        "ECDHE-ECDSA-AES128-GCM-SHA256 (TLS 1.3 suites cannot be chosen).",
+        show_default=False,
+    ),
+]
+
+AlpnOpt = Annotated[
+    list[str] | None, typer.Option("--alpn", help="ALPN protocol to offer (repeatable).")
+]
+
+MqttVersionOpt = Annotated[
+    MqttVersion | None,
+    typer.Option(
+        "--mqtt-version",
+        help="MQTT version [default: 5, retried once as 3.1.1 if the broker refuses 5; "
+        "an explicit 5 is never retried].",
+        show_default=False,
+    ),
+]
+
+UsernameOpt = Annotated[
+    str | None,
+    aio_option("--username", "MQTT user name.", "AIO_MQTT_USERNAME"),
+]
+
+PasswordFileOpt = Annotated[
+    Path | None,
+    aio_path_option(
+        "--password-file",
+        "File holding the MQTT password (else $PROBE_MQTT_PASSWORD; never argv).",
+        "AIO_MQTT_PASSWORD_FILE",
+    ),
+]
+
+SatFileOpt = Annotated[
+    Path | None,
+    aio_path_option(
+        "--sat-file",
+        "Kubernetes service account token: MQTT 5 enhanced authentication K8S-SAT.",
+        "AIO_SAT_FILE",
+    ),
+]
+
+SatServiceAccountOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--sat-serviceaccount",
+        help="Mint a 10-minute K8S-SAT token for this service account ([NAMESPACE/]NAME, "
+        "namespace default --namespace) with the TokenRequest API; kept in memory only.",
+        show_default=False,
+        metavar="[NS/]NAME",
+    ),
+]
+
+SatAudienceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--sat-audience",
+        help="With --sat-serviceaccount: the token's audience [default: aio-internal].",
+        show_default=False,
+    ),
+]
+
+RoundtripOpt = Annotated[
+    bool, typer.Option("--roundtrip", help="Subscribe, publish and receive one message.")
+]
+
+TopicOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--topic",
+        help="Round-trip topic (implies --roundtrip) [default: probe/<client-id>].",
+        show_default=False,
+    ),
+]

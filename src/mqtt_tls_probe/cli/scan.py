@@ -17,19 +17,30 @@ import typer
 from mqtt_tls_probe import aio
 from mqtt_tls_probe.cli.app import app, guarded, write_stderr
 from mqtt_tls_probe.cli.options import (
+    AlpnOpt,
     CaFileOpt,
+    CertOpt,
+    CiphersOpt,
     ConfigMapKeyOpt,
     ConfigMapOpt,
     ContextOpt,
+    InsecureOpt,
     IntervalOpt,
     JunitOpt,
+    KeyOpt,
     KubeconfigOpt,
-    MqttVersion,
+    MqttVersionOpt,
     NamespaceOpt,
+    PasswordFileOpt,
     RepeatOpt,
+    RoundtripOpt,
+    SatFileOpt,
     ServerNameOpt,
     TimeoutOpt,
-    TlsMin,
+    TlsMaxOpt,
+    TlsMinOpt,
+    TopicOpt,
+    UsernameOpt,
     VerboseOpt,
     aio_option,
     cluster_options,
@@ -103,34 +114,15 @@ def scan(
     namespace: NamespaceOpt = aio.NAMESPACE,
     configmap: ConfigMapOpt = None,
     configmap_key: ConfigMapKeyOpt = aio.TRUST_BUNDLE_KEY,
-    insecure: Annotated[
-        bool,
-        typer.Option("--insecure", help="Do not verify the servers (reports say UNVERIFIED)."),
-    ] = False,
+    insecure: InsecureOpt = False,
     server_name: ServerNameOpt = None,
-    cert: Annotated[
-        Path | None,
-        aio_option("--cert", "Client certificate (PEM) for mutual TLS.", "AIO_TLS_CERT_FILE"),
-    ] = None,
-    key: Annotated[
-        Path | None,
-        aio_option("--key", "Private key (PEM) of --cert.", "AIO_TLS_KEY_FILE"),
-    ] = None,
-    tls_min: Annotated[
-        TlsMin | None, typer.Option("--tls-min", help="Lowest TLS version to offer.")
-    ] = None,
-    alpn: Annotated[
-        list[str] | None, typer.Option("--alpn", help="ALPN protocol to offer (repeatable).")
-    ] = None,
-    mqtt_version: Annotated[
-        MqttVersion | None,
-        typer.Option(
-            "--mqtt-version",
-            help="MQTT version [default: 5, retried once as 3.1.1 if the broker refuses 5; "
-            "an explicit 5 is never retried].",
-            show_default=False,
-        ),
-    ] = None,
+    cert: CertOpt = None,
+    key: KeyOpt = None,
+    tls_min: TlsMinOpt = None,
+    tls_max: TlsMaxOpt = None,
+    ciphers: CiphersOpt = None,
+    alpn: AlpnOpt = None,
+    mqtt_version: MqttVersionOpt = None,
     client_id: Annotated[
         str | None,
         aio_option(
@@ -139,26 +131,9 @@ def scan(
             "AIO_MQTT_CLIENT_ID",
         ),
     ] = None,
-    username: Annotated[
-        str | None,
-        aio_option("--username", "MQTT user name.", "AIO_MQTT_USERNAME"),
-    ] = None,
-    password_file: Annotated[
-        Path | None,
-        aio_option(
-            "--password-file",
-            "File holding the MQTT password (else $PROBE_MQTT_PASSWORD; never argv).",
-            "AIO_MQTT_PASSWORD_FILE",
-        ),
-    ] = None,
-    sat_file: Annotated[
-        Path | None,
-        aio_option(
-            "--sat-file",
-            "Kubernetes service account token: MQTT 5 enhanced authentication K8S-SAT.",
-            "AIO_SAT_FILE",
-        ),
-    ] = None,
+    username: UsernameOpt = None,
+    password_file: PasswordFileOpt = None,
+    sat_file: SatFileOpt = None,
     sat_serviceaccount: Annotated[
         str | None,
         typer.Option(
@@ -201,17 +176,8 @@ def scan(
             "ready pod as kubectl port-forward does.",
         ),
     ] = False,
-    roundtrip: Annotated[
-        bool, typer.Option("--roundtrip", help="Subscribe, publish and receive one message.")
-    ] = False,
-    topic: Annotated[
-        str | None,
-        typer.Option(
-            "--topic",
-            help="Round-trip topic (implies --roundtrip) [default: probe/<client-id>].",
-            show_default=False,
-        ),
-    ] = None,
+    roundtrip: RoundtripOpt = False,
+    topic: TopicOpt = None,
     repeat: RepeatOpt = None,
     interval: IntervalOpt = None,
     junit: JunitOpt = None,
@@ -250,6 +216,8 @@ def scan(
         cert=cert,
         key=key,
         tls_min=tls_min.value if tls_min else None,
+        tls_max=tls_max.value if tls_max else None,
+        ciphers=ciphers,
         alpn=tuple(alpn or ()),
         mqtt_version=mqtt_version.value if mqtt_version else None,
         client_id=client_id,
