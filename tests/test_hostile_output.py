@@ -379,3 +379,12 @@ def test_a_closed_stderr_does_not_hide_the_exit_code() -> None:
     )
     assert result.returncode == 2
     assert result.stdout == b""
+
+
+def test_a_parser_error_in_jsonl_mode_is_one_object_too() -> None:
+    """``scan -o jsonl`` streams JSON: its readers get a failure as one JSON object as well."""
+    result = probe("scan", "-o", "jsonl", "--no-such-flag")
+    assert result.exit_code == 2
+    document = json.loads(result.stdout)
+    assert document["error"]["kind"] == "usage"
+    assert document["exit_code"] == 2

@@ -84,7 +84,7 @@ def _parser_failure(exc: Exception, argv: Sequence[str]) -> int:
     """Report an error raised before any command ran; returns the exit code."""
     exit_code = getattr(exc, "exit_code", None)
     show = getattr(exc, "show", None)
-    json_mode = requested_output(argv) is OutputFormat.JSON
+    json_mode = requested_output_name(argv) in JSON_OUTPUTS
     if exit_code != EXIT_USAGE or not callable(show):  # not a usage error: a bug
         verbose = "-v" in argv or "--verbose" in argv
         return report_bug(exc, verbose=verbose, json_mode=json_mode)
@@ -105,13 +105,25 @@ def _parser_failure(exc: Exception, argv: Sequence[str]) -> int:
 _FLAG_ONLY_SHORT_OPTIONS = frozenset("vh")  # -v, -h: may precede o in a group such as -vo
 
 
+# The outputs whose readers parse JSON: there, a failure before any report (a usage
+# error, a bug) is one JSON object on stdout too (scan's jsonl included).
+JSON_OUTPUTS = frozenset({"json", "jsonl"})
+_KNOWN_OUTPUTS = JSON_OUTPUTS | {"text"}
+
+
 def requested_output(argv: Sequence[str]) -> OutputFormat:
-    """The ``--output`` a raw command line asks for, as the parser would read it.
+    """The ``--output`` a raw command line asks for, as an ``OutputFormat`` (else text)."""
+    name = requested_output_name(argv)
+    return OutputFormat(name) if name in set(OutputFormat) else OutputFormat.TEXT
+
+
+def requested_output_name(argv: Sequence[str]) -> str:
+    """The ``--output`` value a raw command line asks for, as the parser would read it.
 
     For when parsing failed: ``--output json``, ``--output=json``, ``-o json``,
-    ``-ojson`` and ``-vo json``; the last one wins; ``--`` ends the options.
+    ``-ojson`` and ``-vo json``; the last valid one wins; ``--`` ends the options.
     """
-    wanted = OutputFormat.TEXT
+    wanted = str(OutputFormat.TEXT)
     remaining = iter(argv)
     for arg in remaining:
         if arg == "--":
@@ -125,8 +137,8 @@ def requested_output(argv: Sequence[str]) -> OutputFormat:
             flags, letter_o, attached = arg[1:].partition("o")
             if letter_o and _FLAG_ONLY_SHORT_OPTIONS.issuperset(flags):
                 value = attached or next(remaining, None)
-        if value in set(OutputFormat):
-            wanted = OutputFormat(value)
+        if value in _KNOWN_OUTPUTS:  # a bad value is the parser's to report
+            wanted = value
     return wanted
 
 
@@ -168,7 +180,7 @@ def guarded(command: Callable[P, None]) -> Callable[P, None]:
 
     @functools.wraps(command)
     def run(*args: P.args, **kwargs: P.kwargs) -> None:
-        json_mode = kwargs.get("output") == OutputFormat.JSON
+        json_mode = str(kwargs.get("output")) in JSON_OUTPUTS
         try:
             command(*args, **kwargs)
         except UsageError as exc:
