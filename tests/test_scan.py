@@ -362,7 +362,6 @@ def test_targets_file_size_is_bounded(tmp_path: Path) -> None:
         ["scan", "localhost", "--target-timeout", "0"],
         ["scan", "localhost:1:2:x"],
         ["scan", "localhost", "--interval", "1"],  # --interval needs --repeat
-        ["connect", "--output", "jsonl"],  # jsonl is scan's alone
         ["connect", "--interval", "1"],
         ["connect", "--repeat", "0"],
     ],
@@ -371,6 +370,15 @@ def test_usage_errors(args: list[str]) -> None:
     result = probe(*args)
     assert result.exit_code == 2, result.stdout
     assert result.stdout == ""
+
+
+def test_jsonl_is_scans_alone() -> None:
+    """connect refuses it; asked for a JSON format, the refusal is one JSON object."""
+    result = probe("connect", "--output", "jsonl")
+    assert result.exit_code == 2
+    error = json.loads(result.stdout)["error"]
+    assert error["kind"] == "usage"
+    assert "'jsonl' is not one of 'text', 'json'" in error["message"]
 
 
 # --- the progress line --------------------------------------------------------------------
