@@ -94,6 +94,9 @@ def test_a_refused_handshake_is_read_with_the_trace_facts(
         reason=reason, ssl_error=True, server_requested_certificate=requested, server_key=key
     )
     info = classify.classify_handshake(failure, attempt)
+    if requested is None and kind is ErrorKind.CLIENT_CERT_REQUIRED:
+        # The TLS 1.2 reading is handshake_failure's alone (insufficient_security is not it).
+        kind = kind if reason == classify.HANDSHAKE_FAILURE else ErrorKind.NO_SHARED_CIPHER
     assert info is not None
     assert info.kind is kind
     assert info.stage is Stage.TLS
@@ -379,3 +382,28 @@ def test_describe_cleartext(data: bytes, says: str | None) -> None:
     else:
         assert described is not None
         assert says in described
+
+
+def test_a_negotiation_alert_after_the_handshake_is_about_the_client_not_the_ciphers() -> None:
+    """Review finding: a completed handshake cannot lack a shared cipher."""
+    failure = HandshakeFailure(
+        reason=classify.HANDSHAKE_FAILURE, ssl_error=True, server_requested_certificate=True
+    )
+    after = TlsAttempt(after_handshake=True)
+    info = classify.classify_handshake(failure, after)
+    assert info is not None
+    assert info.kind is ErrorKind.CLIENT_CERT_REQUIRED
+    unasked = HandshakeFailure(
+        reason=classify.HANDSHAKE_FAILURE, ssl_error=True, server_requested_certificate=False
+    )
+    broken = classify.classify_handshake(unasked, after)
+    assert broken is not None
+    assert broken.kind is ErrorKind.PEER_CLOSED
+    assert "after the handshake" in broken.message
+
+
+def test_without_a_trace_only_handshake_failure_reads_as_a_missing_client_certificate() -> None:
+    failure = HandshakeFailure(reason="TLSV1_ALERT_INSUFFICIENT_SECURITY", ssl_error=True)
+    info = classify.classify_handshake(failure, NO_CLIENT)
+    assert info is not None
+    assert info.kind is not ErrorKind.CLIENT_CERT_REQUIRED

@@ -39,6 +39,7 @@ from mqtt_tls_probe.errors import ErrorKind, ProbeError, Stage
 _TICK = 0.05  # how often a pump looks at its stop flag
 _RELEASE_WAIT = 0.5  # for the client's proxy thread to close its side
 _CHUNK = 65536
+_CLOSE_WAIT = 2.0  # for all the workers together, when the forwarder closes
 SETTLE_FLOOR = 0.2  # seconds to wait for the kubelet's verdict on the pod's port
 
 
@@ -346,5 +347,8 @@ class Forwarder:
                 sock.close()
         for stream in streams:
             stream.closed = True
+        # One bound for all of them: a worker stuck in the client's WebSocket connect
+        # (which has no timeout) is a daemon and is left behind, not waited for in turn.
+        until = time.monotonic() + _CLOSE_WAIT
         for thread in threads:
-            thread.join(2)
+            thread.join(max(0.0, until - time.monotonic()))

@@ -275,7 +275,7 @@ def classify_handshake(failure: HandshakeFailure, attempt: TlsAttempt) -> ErrorI
         said = f"{message} (OpenSSL: {reason})."
         return ErrorInfo.of(ErrorKind.UNSUPPORTED_SERVER_KEY, said, hint)
     if reason in NEGOTIATION_ALERTS:
-        return negotiation_error(reason, failure, attempt)
+        return _refused(reason, failure, attempt)
     if "ALERT" in reason:
         return ErrorInfo.of(
             ErrorKind.PEER_CLOSED, f"The server aborted the TLS handshake with the alert {reason}."
@@ -302,6 +302,19 @@ def protocol_version_error(reason: str, attempt: TlsAttempt) -> ErrorInfo:
     )
 
 
+def _refused(reason: str, failure: HandshakeFailure, attempt: TlsAttempt) -> ErrorInfo:
+    """A handshake_failure-like alert: during the handshake, what the client's offers lacked.
+
+    After it, ciphers and keys were evidently fine: the alert is the server's verdict on
+    the client, or the session breaking.
+    """
+    if not attempt.after_handshake:
+        return negotiation_error(reason, failure, attempt)
+    if failure.server_requested_certificate is False:
+        return broken_after_handshake(reason)
+    return client_cert_error(reason, attempt)
+
+
 def negotiation_error(reason: str, failure: HandshakeFailure, attempt: TlsAttempt) -> ErrorInfo:
     """A server that would not complete the handshake: which of the client's offers it lacked.
 
@@ -325,7 +338,7 @@ def negotiation_error(reason: str, failure: HandshakeFailure, attempt: TlsAttemp
             f"The server refused the handshake ({_alert_name(reason)}): its certificate has a "
             f"{key} key, which this client cannot use: {problem}.",
         )
-    if requested is None and attempt.client_subject is None:
+    if requested is None and attempt.client_subject is None and reason == HANDSHAKE_FAILURE:
         # In TLS 1.2 an OpenSSL server that requires a certificate and gets none
         # answers with a plain handshake_failure alert.
         return client_cert_error(reason, attempt)

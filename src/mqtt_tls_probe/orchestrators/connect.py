@@ -37,7 +37,7 @@ from mqtt_tls_probe.adapters import net, tls
 from mqtt_tls_probe.adapters.mqtt import MqttSession, default_topic, open_session, refusal
 from mqtt_tls_probe.adapters.tls_observer import HandshakeObserver
 from mqtt_tls_probe.adapters.trust import load_trust
-from mqtt_tls_probe.config import ProbeConfig
+from mqtt_tls_probe.config import MqttOptions, ProbeConfig
 from mqtt_tls_probe.core import certinfo, verify
 from mqtt_tls_probe.core.classify import Connack
 from mqtt_tls_probe.errors import ErrorInfo, ErrorKind, ProbeError, Stage
@@ -172,7 +172,7 @@ class _Probe:
             self.deadline = time.monotonic() + self.config.timeout  # the stage's, shortened
             try:
                 return step()
-            except Exception as exc:
+            except (ProbeError, OSError) as exc:  # a bug stays a bug (exit 1)
                 if abort.expired():
                     raise ProbeError.from_info(deadline_error(name, abort.seconds)) from exc
                 raise
@@ -214,7 +214,7 @@ class _Probe:
             tls_info = dataclasses.replace(tls_info or TlsInfo(None, None, None), trace=self.trace)
         return ProbeReport(
             target=Target(c.host, c.port, c.server_name),
-            verified=not c.trust.insecure,
+            verified=not c.trust.insecure and not c.plain,
             trust=trust,
             stages=tuple(self.results),
             tls=tls_info,
@@ -259,7 +259,7 @@ class _Probe:
         """The trust anchor; with ``--sat-serviceaccount``, the minted token too."""
         detail = self._trust_anchor()
         request = self.config.mqtt.sat_request
-        if request is not None:
+        if request is not None and not self.config.plain:  # no token for a clear-text port
             from mqtt_tls_probe.adapters.token_request import EXPIRATION_SECONDS, mint_token
 
             token = mint_token(self.config.trust.cluster, request, self.config.timeout)
@@ -547,7 +547,15 @@ class _Probe:
 
     def mqtt(self) -> str:
         c = self.config
-        options = c.mqtt
+        options = _withheld_on_plain(c.mqtt) if c.plain else c.mqtt
+        if options is not c.mqtt:
+            self.warnings.append(
+                Finding(
+                    FindingCode.NO_TLS,
+                    "The credentials given (user name and password, or token) were not sent: "
+                    "the port does not use TLS, and they would cross the network in clear text.",
+                )
+            )
         if options.sat_token is not None:
             from mqtt_tls_probe.core import sat
 
@@ -618,3 +626,10 @@ class _Probe:
 
 def _cn(cert: x509.Certificate) -> str:
     return certinfo.common_name(cert.subject) or certinfo.name_of(cert.subject)
+
+
+def _withheld_on_plain(options: MqttOptions) -> MqttOptions:
+    """``options`` without credentials: nothing secret crosses a connection without TLS."""
+    if options.username is None and options.password is None and options.sat_token is None:
+        return options
+    return dataclasses.replace(options, username=None, password=None, sat_token=None)

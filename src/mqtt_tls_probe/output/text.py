@@ -81,6 +81,11 @@ def render_report(report: ProbeReport, *, verbose: bool = False) -> list[str]:
         lines.append(f"FAILED at {e.stage}: {e.kind} (exit {report.exit_code})")
         lines.append(f"cause: {e.message}")
         lines.append(f"hint:  {e.hint}")
+    elif report.listener is not None and not report.listener.tls:
+        lines.append(
+            f"OK, but WITHOUT TLS: {host}:{t.port} accepts plain MQTT; everything on this "
+            "port crosses the network in clear text."
+        )
     elif report.verified:
         lines.append(
             f"OK: {host}:{t.port} accepts MQTT over TLS, verified against {report.trust.location}."
