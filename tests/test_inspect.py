@@ -77,3 +77,10 @@ def test_bundle_from_a_file(pki: PkiFiles, tmp_path: Path) -> None:
     text = probe("bundle", "--ca-file", str(pki.ca_cert))
     assert "not for production" in text.stdout
     assert "days left" in text.stdout
+
+
+def test_bundle_pem_with_json_output_is_a_usage_error(pki: PkiFiles) -> None:
+    """--pem prints PEM: with --output json stdout would hold no JSON object."""
+    code, doc = probe_json("bundle", "--ca-file", str(pki.ca_cert), "--pem")
+    assert code == 2
+    assert doc["error"]["kind"] == "usage"

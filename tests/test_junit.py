@@ -205,3 +205,17 @@ def test_scan_refuses_an_unwritable_junit_file_before_probing(
         result = probe(*args, "--junit", str(tmp_path), "--timeout", "1")
         assert result.exit_code == 2
         assert server.accepted == 0
+
+
+def test_connect_repeat_writes_junit_too(
+    harness: BrokerHandle, pki: PkiFiles, tmp_path: Path
+) -> None:
+    """Review finding: --repeat ended the command before --junit was written."""
+    out = tmp_path / "series.xml"
+    args = ["connect", harness.address, "--ca-file", str(pki.ca_cert), "--repeat", "2"]
+    result = probe(*args, "--interval", "0", "--junit", str(out))
+    assert result.exit_code == 0, result.stdout
+    [suite] = suites_of(out)
+    assert set(results(suite).values()) == {"passed"}
+    refused = probe(*args, "--interval", "0", "--junit", str(tmp_path))  # a directory
+    assert refused.exit_code == 2

@@ -20,6 +20,7 @@ from mqtt_tls_probe.cli.options import (
     cluster_options,
     path_option,
 )
+from mqtt_tls_probe.errors import UsageError
 from mqtt_tls_probe.output import OutputFormat
 
 
@@ -53,6 +54,8 @@ def bundle(
     """
     from mqtt_tls_probe.orchestrators.bundle import bundle_report
 
+    if pem and output is not OutputFormat.TEXT:
+        raise UsageError("--pem prints PEM, not JSON: drop --output json, or drop --pem")
     cluster = cluster_options(kubeconfig, context, namespace, configmap, configmap_key)
     report = bundle_report(ca_file, cluster, timeout, out=out, force=force)
     if not pem:

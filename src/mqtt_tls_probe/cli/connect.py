@@ -1,5 +1,6 @@
 """``probe connect``: the staged test of one broker."""
 
+import contextlib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -168,18 +169,33 @@ def connect(
             timeout=timeout,
         )
     )
-    if repeat is not None or interval is not None:
-        from mqtt_tls_probe.cli.scan import emit_series
-
-        fresh = client_id is None
-        emit_series(config, repeat, interval, output, fresh_client_ids=fresh, verbose=verbose)
-    if junit is None:
+    series = repeat is not None or interval is not None
+    if junit is None and not series:
         emit(run_probe(config), output, verbose=verbose)
-    from mqtt_tls_probe.adapters.report_file import report_file
-    from mqtt_tls_probe.output import junit as junit_xml
+    with contextlib.ExitStack() as files:
+        junit_file = None
+        if junit is not None:  # refused (exit 2) before anything is probed
+            from mqtt_tls_probe.adapters.report_file import report_file
 
-    with report_file(junit) as junit_file:  # refused before the probe runs
+            junit_file = files.enter_context(report_file(junit))
         started = datetime.now(UTC)
+        if series:
+            from mqtt_tls_probe.cli.scan import emit_series
+
+            fresh = client_id is None
+            emit_series(
+                config,
+                repeat,
+                interval,
+                output,
+                fresh_client_ids=fresh,
+                verbose=verbose,
+                junit_file=junit_file,
+                started=started,
+            )
         report = run_probe(config)
-        junit_file.write(junit_xml.render([report], started))
+        if junit_file is not None:
+            from mqtt_tls_probe.output import junit as junit_xml
+
+            junit_file.write(junit_xml.render([report], started))
     emit(report, output, verbose=verbose)

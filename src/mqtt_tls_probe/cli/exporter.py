@@ -3,7 +3,6 @@
 import json
 import shlex
 import signal
-import sys
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -11,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from mqtt_tls_probe import aio
-from mqtt_tls_probe.cli.app import app, guarded
+from mqtt_tls_probe.cli.app import app, guarded, write_stdout
 from mqtt_tls_probe.cli.options import (
     CaFileOpt,
     ConfigMapKeyOpt,
@@ -30,6 +29,7 @@ from mqtt_tls_probe.cli.options import (
 )
 from mqtt_tls_probe.errors import UsageError
 from mqtt_tls_probe.output import OutputFormat
+from mqtt_tls_probe.output.escape import escape_controls
 
 if TYPE_CHECKING:
     from mqtt_tls_probe.exporter.loop import EventLog, TargetSource
@@ -297,8 +297,7 @@ def _event_log(output: OutputFormat) -> "EventLog":
         else:
             pairs = "".join(f" {name}={shlex.quote(str(v))}" for name, v in present.items())
             line = f"probe exporter: {event}{pairs}"
-        with lock:
-            sys.stdout.write(line + "\n")
-            sys.stdout.flush()
+        with lock:  # values may come from the cluster or a broker: no raw control character
+            write_stdout(escape_controls(line) + "\n")
 
     return log

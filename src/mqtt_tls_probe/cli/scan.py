@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from mqtt_tls_probe import aio
-from mqtt_tls_probe.cli.app import app, guarded, write_stderr
+from mqtt_tls_probe.cli.app import app, guarded, write_stderr, write_stdout
 from mqtt_tls_probe.cli.options import (
     AlpnOpt,
     CaFileOpt,
@@ -49,6 +49,7 @@ from mqtt_tls_probe.errors import ProbeError, UsageError
 from mqtt_tls_probe.output import OutputFormat
 
 if TYPE_CHECKING:
+    from mqtt_tls_probe.adapters.report_file import ReportFile
     from mqtt_tls_probe.config import ConnectInputs, ProbeConfig
     from mqtt_tls_probe.orchestrators.scan import ScanProgress
     from mqtt_tls_probe.scan_config import RepeatOptions, ScanPlan
@@ -265,9 +266,9 @@ def scan(
             reports = [outcome.report for outcome in report.outcomes]
             junit_file.write(junit_xml.render(reports, started, name="probe scan"))
     if output is ScanOutput.JSON:
-        sys.stdout.write(scan_json.render_scan(report))
+        write_stdout(scan_json.render_scan(report))
     elif output is ScanOutput.TEXT:
-        sys.stdout.write("\n" + "\n".join(scan_text.summary_lines(report)) + "\n")
+        write_stdout("\n" + "\n".join(scan_text.summary_lines(report)) + "\n")
     raise typer.Exit(report.exit_code)
 
 
@@ -376,8 +377,7 @@ class _ProgressLine:
     def write_stdout(self, text: str) -> None:
         """A result line: take the progress line away first, so the two never mix."""
         self.clear()
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        write_stdout(text)  # a lost stdout ends the run quietly (OutputLost)
         if self.enabled and self.shown:
             sys.stderr.write(self.shown)
             sys.stderr.flush()
@@ -396,8 +396,10 @@ def emit_series(
     *,
     fresh_client_ids: bool,
     verbose: bool = False,
+    junit_file: "ReportFile | None" = None,
+    started: datetime | None = None,
 ) -> None:
-    """``connect --repeat``: run the series, print it, exit with its code."""
+    """``connect --repeat``: run the series, print it (and its last run as JUnit), exit."""
     from mqtt_tls_probe.orchestrators.scan import run_series
     from mqtt_tls_probe.output import scan_json, scan_text
     from mqtt_tls_probe.scan_config import check_repeat
@@ -406,8 +408,12 @@ def emit_series(
     if options is None:  # pragma: no cover (called only with --repeat or --interval)
         raise typer.Exit(2)
     report = run_series(config, options, fresh_client_ids=fresh_client_ids)
+    if junit_file is not None:
+        from mqtt_tls_probe.output import junit as junit_xml
+
+        junit_file.write(junit_xml.render([report.report], started or datetime.now(UTC)))
     if output is OutputFormat.JSON:
-        sys.stdout.write(scan_json.render_repeated(report))
+        write_stdout(scan_json.render_repeated(report))
     else:
-        sys.stdout.write(scan_text.render_repeated(report, verbose=verbose))
+        write_stdout(scan_text.render_repeated(report, verbose=verbose))
     raise typer.Exit(report.exit_code)

@@ -220,14 +220,15 @@ _CLUSTER_KEYS: dict[str, _Check] = {
     "configmap": _Reader.string,
     "configmap_key": _Reader.string,
 }
-# Keys of the contract whose feature this build does not have yet.
+# Keys of connect's flags the exporter does not take, and why: in a pod it has a
+# projected token, and its RBAC grants no TokenRequest (least privilege).
 _NOT_YET = {
     "sat_serviceaccount": (
-        "minting tokens (TokenRequest) is not available in this build yet: "
+        "the exporter does not mint tokens (its Role grants no serviceaccounts/token): "
         "mount a projected service account token and name it with sat_file"
     ),
     "sat_audience": (
-        "minting tokens (TokenRequest) is not available in this build yet: "
-        "the audience is set where the projected token is mounted"
+        "the exporter does not mint tokens: the audience is set where the projected "
+        "token is mounted"
     ),
 }

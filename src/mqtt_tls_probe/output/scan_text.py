@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from mqtt_tls_probe.errors import Stage
 from mqtt_tls_probe.model import ProbeReport
+from mqtt_tls_probe.output.escape import escape_controls
 from mqtt_tls_probe.output.text import render_report
 from mqtt_tls_probe.scan_model import (
     RepeatedProbeReport,
@@ -51,8 +52,8 @@ def outcome_lines(outcome: TargetOutcome, width: int) -> list[str]:
     if report.listener is not None and not report.listener.tls:
         line += "  no TLS (plain MQTT)"  # --discover: the no_tls warning, in a word
     if outcome.repeat is None:
-        return [line]
-    return [line, *["    " + row for row in repeat_lines(outcome.repeat)]]
+        return [escape_controls(line)]  # a target's name may come from the cluster
+    return [escape_controls(line), *["    " + row for row in repeat_lines(outcome.repeat)]]
 
 
 def repeat_lines(repeat: RepeatSummary) -> list[str]:
@@ -97,4 +98,4 @@ def render_repeated(report: RepeatedProbeReport, *, verbose: bool = False) -> st
     lines += ["", *repeat_lines(report.repeat)]
     if report.repeat.failed:
         lines.append(f"exit {report.exit_code}: at least one run failed (the lowest exit code)")
-    return "\n".join(lines) + "\n"
+    return "\n".join(escape_controls(line) for line in lines) + "\n"
