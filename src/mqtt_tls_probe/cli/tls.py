@@ -11,7 +11,7 @@ from mqtt_tls_probe.output import OutputFormat
 
 @app.command("tls")
 @guarded
-def tls_endpoint(
+def tls(
     target: Annotated[str, typer.Argument(help="host:port, [ipv6]:port, or host with --port.")],
     port: Annotated[
         int | None,
