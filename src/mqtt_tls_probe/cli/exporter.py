@@ -12,17 +12,22 @@ import typer
 from mqtt_tls_probe import aio
 from mqtt_tls_probe.cli.app import app, guarded, write_stdout
 from mqtt_tls_probe.cli.options import (
+    AlpnOpt,
     CaFileOpt,
+    CertOpt,
     ConfigMapKeyOpt,
     ConfigMapOpt,
     ContextOpt,
+    KeyOpt,
     KubeconfigOpt,
     MqttVersion,
     NamespaceOpt,
     OutputOpt,
+    RoundtripOpt,
     ServerNameOpt,
     TimeoutOpt,
-    TlsMin,
+    TlsMinOpt,
+    TopicOpt,
     VerboseOpt,
     aio_option,
     cluster_options,
@@ -100,19 +105,10 @@ def exporter(
         ),
     ] = False,
     server_name: ServerNameOpt = None,
-    cert: Annotated[
-        Path | None,
-        aio_option("--cert", "Client certificate (PEM) for mutual TLS.", "AIO_TLS_CERT_FILE"),
-    ] = None,
-    key: Annotated[
-        Path | None, aio_option("--key", "Private key (PEM) of --cert.", "AIO_TLS_KEY_FILE")
-    ] = None,
-    tls_min: Annotated[
-        TlsMin | None, typer.Option("--tls-min", help="Lowest TLS version to offer.")
-    ] = None,
-    alpn: Annotated[
-        list[str] | None, typer.Option("--alpn", help="ALPN protocol to offer (repeatable).")
-    ] = None,
+    cert: CertOpt = None,
+    key: KeyOpt = None,
+    tls_min: TlsMinOpt = None,
+    alpn: AlpnOpt = None,
     mqtt_version: Annotated[
         MqttVersion | None,
         typer.Option(
@@ -148,17 +144,8 @@ def exporter(
             "AIO_SAT_FILE",
         ),
     ] = None,
-    roundtrip: Annotated[
-        bool, typer.Option("--roundtrip", help="Subscribe, publish and receive one message.")
-    ] = False,
-    topic: Annotated[
-        str | None,
-        typer.Option(
-            "--topic",
-            help="Round-trip topic (implies --roundtrip) [default: probe/<client-id>].",
-            show_default=False,
-        ),
-    ] = None,
+    roundtrip: RoundtripOpt = False,
+    topic: TopicOpt = None,
     output: OutputOpt = OutputFormat.TEXT,
     timeout: TimeoutOpt = 10.0,
     verbose: VerboseOpt = False,

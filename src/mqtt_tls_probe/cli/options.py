@@ -179,7 +179,7 @@ JunitOpt = Annotated[
 ]
 
 
-# --- connect's TLS and MQTT options, shared with scan (and the exporter) -----------
+# --- connect's TLS and MQTT options, shared with scan and (some) the exporter --------
 
 InsecureOpt = Annotated[
     bool,
