@@ -30,16 +30,18 @@ from __future__ import annotations
 
 import shlex
 import shutil
-import statistics
 import sys
 import tempfile
 from pathlib import Path
 
-from timing import ROOT, WARMUPS, compile_bytecode, runs_from_argv, write_results
-
-sys.path.insert(0, str(ROOT))
-from tests.hostile_kube import measured_run
-from tests.kube_api import FakeApiServer
+from timing import (
+    check_ratio,
+    check_rss,
+    compile_bytecode,
+    measure_all,
+    runs_from_argv,
+    write_results,
+)
 
 from mqtt_tls_probe.aio import NAMESPACE, TRUST_BUNDLE_CONFIGMAP
 from mqtt_tls_probe.dev.pki import create_root_ca
@@ -54,41 +56,9 @@ def tool(name: str, preferred: Path) -> str | None:
     return str(preferred) if preferred.exists() else shutil.which(name)
 
 
-def run_once(argv: list[str]) -> tuple[float, float]:
-    """One run's wall time (ms) and peak RSS (MB); the command must exit 0."""
-    run = measured_run(argv)
-    if run.exit_code != 0:
-        sys.exit(f"bench: {shlex.join(argv)} failed:\n{run.stdout}{run.stderr}")
-    return run.seconds * 1000, run.peak_rss_mb
-
-
-def measure_interleaved(commands: dict[str, list[str]], runs: int) -> dict[str, dict[str, float]]:
-    times: dict[str, list[float]] = {name: [] for name in commands}
-    peaks: dict[str, list[float]] = {name: [] for name in commands}
-    for index in range(runs + WARMUPS):
-        for name, argv in commands.items():
-            elapsed, peak = run_once(argv)
-            if index >= WARMUPS:  # warm-ups fill the page cache and kubectl's cache
-                times[name].append(elapsed)
-                peaks[name].append(peak)
-    results = {}
-    width = max(map(len, commands)) + 2
-    for name in commands:
-        ordered = sorted(times[name])
-        results[name] = r = {
-            "median_ms": round(statistics.median(ordered), 1),
-            "p90_ms": round(ordered[max(int(len(ordered) * 0.9) - 1, 0)], 1),
-            "min_ms": round(ordered[0], 1),
-            "peak_rss_mb": round(max(peaks[name]), 1),
-        }
-        print(
-            f"{name:<{width}} median {r['median_ms']:7.1f} ms   p90 {r['p90_ms']:7.1f}   "
-            f"min {r['min_ms']:7.1f}   peak RSS {r['peak_rss_mb']:5.1f} MB"
-        )
-    return results
-
-
 def main() -> None:
+    from tests.kube_api import FakeApiServer  # importable once timing put the root on the path
+
     runs = runs_from_argv(__doc__.splitlines()[0])
     compile_bytecode()
     bin_dir = Path(sys.executable).parent
@@ -103,31 +73,24 @@ def main() -> None:
         with FakeApiServer(directory / "api") as api:
             api.add_configmap(NAMESPACE, TRUST_BUNDLE_CONFIGMAP, {"ca.crt": ca.cert_pem().decode()})
             config = str(api.kubeconfig(directory / "kubeconfig"))
-            commands = {BUNDLE: [probe, "bundle", "--kubeconfig", config]}
+            commands = {BUNDLE: shlex.join([probe, "bundle", "--kubeconfig", config])}
             if kubectl and jq and openssl:
                 get = [kubectl, "--kubeconfig", config, "--cache-dir", str(directory / "cache")]
                 get += ["get", "configmap", TRUST_BUNDLE_CONFIGMAP, "-n", NAMESPACE, "-o", "json"]
                 recipe = (
                     f"{shlex.join(get)} | {jq} -r '.data[\"ca.crt\"]' | {openssl} x509 -text -noout"
                 )
-                commands[RECIPE] = ["bash", "-o", "pipefail", "-c", recipe]
+                commands[RECIPE] = shlex.join(["bash", "-o", "pipefail", "-c", recipe])
             else:
                 print("bench: kubectl, jq or openssl missing: the recipe is not timed")
-            commands["floor: probe bundle --ca-file"] = [
-                probe,
-                "bundle",
-                "--ca-file",
-                str(directory / "ca.crt"),
-            ]
-            commands["floor: python -c pass"] = [sys.executable, "-c", "pass"]
-            results = measure_interleaved(commands, runs)
-    bundle = results[BUNDLE]
-    if RECIPE in results:
-        ratio = bundle["median_ms"] / results[RECIPE]["median_ms"]
-        print(f"probe bundle / recipe: {ratio:.2f} (target: {TARGET_RATIO} or less)")
-    peak = bundle["peak_rss_mb"]
-    print(f"probe bundle peak RSS: {peak:.1f} MB (target: {TARGET_RSS_MB} or less)")
-    write_results("bundle", runs, results)
+            commands["floor: probe bundle --ca-file"] = shlex.join(
+                [probe, "bundle", "--ca-file", str(directory / "ca.crt")]
+            )
+            commands["floor: python -c pass"] = shlex.join([sys.executable, "-c", "pass"])
+            results = measure_all(commands, runs)
+    ratio = check_ratio(results, BUNDLE, RECIPE, TARGET_RATIO)
+    check_rss(results, BUNDLE, TARGET_RSS_MB)
+    write_results("bundle", runs, results, ratios={f"{BUNDLE} / {RECIPE}": ratio})
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@
 
 Makes a PKI with ``probe certs init``, starts mosquitto with a TLS listener on
 127.0.0.1 (an ephemeral port, TCP_NODELAY), then runs each command ``--runs``
-times after two warm-ups and prints the median, p90 and minimum wall time:
+times after two warm-ups, interleaved run by run, and prints the median, p90
+and minimum wall time and the peak RSS:
 
 - ``probe connect --ca-file`` (text report), and with ``--output json``;
 - ``mosquitto_pub --cafile`` (Debian's mosquitto-clients), ``amqtt_pub``
@@ -12,6 +13,10 @@ times after two warm-ups and prints the median, p90 and minimum wall time:
   bench/.cache on first use), each publishing one QoS 0 message over TLS;
 - the import floor: a bare interpreter, and one that only imports typer,
   paho-mqtt, ssl and cryptography.x509, the libraries ``probe connect`` needs.
+
+Then the ratios the cold-start issue sets: ``probe connect`` text at most 0.9
+times the import floor's median, JSON at most 1.05 times (JSON needs
+cryptography.x509, which the floor imports too), and at most 32 MB.
 
 Bytecode is compiled first, as ``pip install`` does: where
 PYTHONDONTWRITEBYTECODE is set, nothing else would ever write it. Results go
@@ -30,7 +35,22 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from timing import BIN, CACHE, compile_bytecode, measure_all, runs_from_argv, write_results
+from timing import (
+    BIN,
+    CACHE,
+    check_ratio,
+    check_rss,
+    compile_bytecode,
+    measure_all,
+    runs_from_argv,
+    write_results,
+)
+
+TEXT = "probe connect (text)"
+JSON = "probe connect --output json"
+FLOOR = "floor: import typer, paho, ssl, cryptography.x509"
+TARGETS = {TEXT: 0.9, JSON: 1.05}  # times the import floor's median
+TARGET_RSS_MB = 32
 
 
 def free_port() -> int:
@@ -98,8 +118,8 @@ def main() -> None:
             probe = f"{BIN / 'probe'} connect {target} --ca-file {ca}"
             publish = "-t bench -m x"
             commands = {
-                "probe connect (text)": probe,
-                "probe connect --output json": f"{probe} --output json",
+                TEXT: probe,
+                JSON: f"{probe} --output json",
                 "mosquitto_pub --cafile": (
                     f"mosquitto_pub --cafile {ca} -h 127.0.0.1 -p {port} {publish}"
                 ),
@@ -111,11 +131,15 @@ def main() -> None:
                     f"{cli} pub -h 127.0.0.1 -p {port} -l mqtts --cafile {ca} {publish}"
                 )
             commands["floor: python -c pass"] = f"{python} -c pass"
-            commands["floor: import typer, paho, ssl, cryptography.x509"] = (
+            commands[FLOOR] = (
                 f"{python} -c 'import typer, paho.mqtt.client, ssl, cryptography.x509'"
             )
             results = measure_all(commands, runs)
-    write_results("connect", runs, results)
+    ratios = {}
+    for name, target in TARGETS.items():
+        ratios[f"{name} / floor"] = check_ratio(results, name, FLOOR, target)
+        check_rss(results, name, TARGET_RSS_MB)
+    write_results("connect", runs, results, ratios=ratios)
 
 
 if __name__ == "__main__":

@@ -9,10 +9,8 @@ import os
 import shlex
 import shutil
 import statistics
-import subprocess
 import sys
 import sysconfig
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,6 +18,9 @@ CACHE = ROOT / "bench" / ".cache"
 RESULTS = ROOT / "bench" / "results"
 BIN = Path(sys.executable).parent
 WARMUPS = 2
+
+sys.path.insert(0, str(ROOT))
+from tests.hostile_kube import measured_run  # noqa: E402 (after the path it needs)
 
 
 def runs_from_argv(description: str) -> int:
@@ -34,46 +35,82 @@ def compile_bytecode() -> None:
     compileall.compile_dir(ROOT / "src", quiet=2)
 
 
-def measure(command: list[str], runs: int) -> dict[str, float]:
-    """Median, p90 and minimum wall time of ``command`` in ms, after warm-ups; it must exit 0."""
-    times = []
-    for index in range(runs + WARMUPS):
-        started = time.perf_counter()
-        result = subprocess.run(command, capture_output=True, check=False, timeout=60)
-        elapsed = (time.perf_counter() - started) * 1000
-        if result.returncode != 0:
-            output = result.stdout.decode() + result.stderr.decode()
-            sys.exit(f"bench: {' '.join(command)} failed:\n{output}")
-        if index >= WARMUPS:  # warm-ups fill the page cache
-            times.append(elapsed)
-    times.sort()
-    return {
-        "median_ms": round(statistics.median(times), 1),
-        "p90_ms": round(times[int(len(times) * 0.9) - 1], 1),
-        "min_ms": round(times[0], 1),
-    }
+def run_once(argv: list[str]) -> tuple[float, float]:
+    """One run's wall time (ms) and peak RSS (MB); the command must exit 0.
+
+    ``measured_run`` forks the command from a small launcher, so the benchmark's
+    own memory does not count (about 1 ms of fork in every run).
+    """
+    run = measured_run(argv)
+    if run.exit_code != 0:
+        sys.exit(f"bench: {shlex.join(argv)} failed:\n{run.stdout}{run.stderr}")
+    return run.seconds * 1000, run.peak_rss_mb
 
 
 def measure_all(commands: dict[str, str], runs: int) -> dict[str, dict[str, float]]:
-    """Time each command line (skipping tools that are not installed) and print a table."""
-    width = max(len(name) for name in commands) + 2
-    results = {}
+    """Median, p90, minimum (ms) and peak RSS (MB) of each command line, and a table.
+
+    The commands are interleaved run by run, after ``WARMUPS`` rounds that fill
+    the page cache, so that a noisy machine slows all of them alike: compare
+    ratios, not milliseconds. Tools that are not installed are skipped.
+    """
+    argvs = {}
     for name, line in commands.items():
-        command = shlex.split(line)
-        if shutil.which(command[0]) is None and not Path(command[0]).exists():
-            print(f"{name:<{width}} (not installed, skipped)")
+        argv = shlex.split(line)
+        if shutil.which(argv[0]) is None and not Path(argv[0]).exists():
+            print(f"{name} (not installed, skipped)")
             continue
-        results[name] = r = measure(command, runs)
+        argvs[name] = argv
+    times: dict[str, list[float]] = {name: [] for name in argvs}
+    peaks: dict[str, list[float]] = {name: [] for name in argvs}
+    for index in range(runs + WARMUPS):
+        for name, argv in argvs.items():
+            elapsed, peak = run_once(argv)
+            if index >= WARMUPS:
+                times[name].append(elapsed)
+                peaks[name].append(peak)
+    width = max(map(len, argvs)) + 2
+    results = {}
+    for name in argvs:
+        ordered = sorted(times[name])
+        results[name] = r = {
+            "median_ms": round(statistics.median(ordered), 1),
+            "p90_ms": round(ordered[max(int(len(ordered) * 0.9) - 1, 0)], 1),
+            "min_ms": round(ordered[0], 1),
+            "peak_rss_mb": round(max(peaks[name]), 1),
+        }
         print(
-            f"{name:<{width}} median {r['median_ms']:7.1f} ms   "
-            f"p90 {r['p90_ms']:7.1f}   min {r['min_ms']:7.1f}"
+            f"{name:<{width}} median {r['median_ms']:7.1f} ms   p90 {r['p90_ms']:7.1f}   "
+            f"min {r['min_ms']:7.1f}   peak RSS {r['peak_rss_mb']:5.1f} MB"
         )
     return results
 
 
-def write_results(name: str, runs: int, results: dict[str, dict[str, float]]) -> None:
+def check_ratio(
+    results: dict[str, dict[str, float]], name: str, base: str, target: float
+) -> dict[str, float] | None:
+    """Print ``name``'s median over ``base``'s against ``target``; the figures, for the file."""
+    if name not in results or base not in results:
+        return None
+    ratio = results[name]["median_ms"] / results[base]["median_ms"]
+    verdict = "met" if ratio <= target else "MISSED"
+    print(f"{name} / {base}: {ratio:.2f} (target: {target} or less, {verdict})")
+    return {"ratio": round(ratio, 3), "target": target}
+
+
+def check_rss(results: dict[str, dict[str, float]], name: str, target_mb: float) -> None:
+    if name in results:
+        peak = results[name]["peak_rss_mb"]
+        verdict = "met" if peak <= target_mb else "MISSED"
+        print(f"{name} peak RSS: {peak:.1f} MB (target: {target_mb} or less, {verdict})")
+
+
+def write_results(
+    name: str, runs: int, results: dict[str, dict[str, float]], **extra: object
+) -> None:
     document = {
         "runs": runs,
+        **extra,
         "python": sys.version.split()[0],
         "cpus": os.cpu_count(),
         "results": results,

@@ -189,11 +189,14 @@ def measured_run(
                 env=env,
                 process_group=0,
             )
+            # A blocking wait ends when the child does; ``wait(timeout)`` would poll
+            # with sleeps of up to 50 ms and add them to the measured time.
+            killer = threading.Timer(limit, os.killpg, (child.pid, signal.SIGKILL))
+            killer.start()
             try:
-                code = child.wait(limit)
-            except subprocess.TimeoutExpired:
-                os.killpg(child.pid, signal.SIGKILL)
                 code = child.wait()
+            finally:
+                killer.cancel()
             seconds = time.monotonic() - started
         words = report.read_text().split() if report.exists() else []
         peak_kb = int(words[-1]) if words and words[-1].isdigit() else 0
