@@ -118,3 +118,15 @@ def test_connect_imports_neither_the_kubernetes_client_nor_amqtt(
     # The twin: reading the cluster does load its adapter (and fails here, before the
     # client itself: no kubeconfig; tests/test_cluster_imports.py covers a full read).
     assert "yaml" in _heavy_modules("bundle")
+
+
+def test_a_run_turns_only_the_command_it_names_into_click_objects() -> None:
+    from mqtt_tls_probe.cli import app
+    from mqtt_tls_probe.cli.app import _invoked
+
+    trimmed = _invoked(["connect", "broker:8883", "--insecure"])
+    assert [c.callback.__name__ for c in trimmed.registered_commands if c.callback] == ["connect"]
+    assert trimmed.registered_groups == app.registered_groups  # else typer's single-command mode
+    assert len(app.registered_commands) == 9  # the app itself keeps every command
+    for argv in ([], ["--help"], ["certs", "init"], ["conect"], ["-o", "json"]):
+        assert _invoked(argv) is app

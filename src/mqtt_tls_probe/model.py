@@ -11,10 +11,9 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from mqtt_tls_probe.errors import EXIT_CODES, EXIT_OK, ErrorInfo, Stage
+from mqtt_tls_probe.errors import EXIT_OK, ErrorInfo, Stage
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -246,237 +245,97 @@ class ProbeReport:
 
     @property
     def exit_code(self) -> int:
-        return _exit_code(self.error)
+        return exit_code_of(self.error)
 
 
-def _exit_code(error: ErrorInfo | None) -> int:
+def exit_code_of(error: ErrorInfo | None) -> int:
     return EXIT_OK if error is None else error.exit_code
 
 
-@dataclass(frozen=True)
-class BundleReport:
-    """``probe bundle``: the trust bundle's CAs, described."""
-
-    bundle: TrustBundle | None
-    certificates: tuple[CertInfo, ...]
-    error: ErrorInfo | None = None
-    written: Path | None = None  # --out
-    findings: tuple[Finding, ...] = ()  # about the bundle as a whole (skipped certificates)
-
-    @property
-    def exit_code(self) -> int:
-        return _exit_code(self.error)
-
-
-@dataclass(frozen=True)
-class InspectionReport:
-    """``probe inspect``: certificates of a file, or the chain a server sends."""
-
-    source: str
-    origin: str  # "file" or "server"
-    certificates: tuple[CertInfo, ...]
-    tls: TlsInfo | None = None
-    findings: tuple[Finding, ...] = ()
-    error: ErrorInfo | None = None
-
-    @property
-    def exit_code(self) -> int:
-        return _exit_code(self.error)
-
-
-class CheckStatus(StrEnum):
-    """In order of severity: the worst of a run decides its outcome."""
-
-    OK = "ok"
-    SKIPPED = "skipped"
-    WARNING = "warning"
-    ERROR = "error"
-
-    @property
-    def severity(self) -> int:
-        return list(CheckStatus).index(self)
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    status: CheckStatus
-    message: str
-    hint: str | None = None
-
-
-@dataclass(frozen=True)
-class ClusterReport:
-    """``probe cluster``: the CA's health on the cluster side, check by check."""
-
-    origin: str
-    namespace: str
-    checks: tuple[Check, ...]
-
-    @property
-    def status(self) -> CheckStatus:
-        return max(
-            (c.status for c in self.checks), key=lambda s: s.severity, default=CheckStatus.OK
-        )
-
-    @property
-    def ok(self) -> bool:
-        return self.status is not CheckStatus.ERROR
-
-    @property
-    def exit_code(self) -> int:
-        return EXIT_OK if self.ok else EXIT_CODES[Stage.TRUST]
-
-
-@dataclass(frozen=True)
-class DiscoveredListener:
-    """One listener port ``--discover`` found: where it is dialled, or why it is not."""
-
-    listener: ListenerInfo
-    address: str  # host:port to dial ("127.0.0.1:PORT" stands for a port-forward)
-    server_name: str
-    audiences: tuple[str, ...]  # of its ServiceAccountToken method
-    credential: str | None  # what the port expects, and the flag that supplies it
-    problem: str | None  # set: not probed, for this reason
-
-
-@dataclass(frozen=True)
-class ListenersReport:
-    """``probe cluster --listeners``: the broker listeners' ports, as targets."""
-
-    origin: str
-    namespace: str
-    api_version: str  # the mqttbroker group version read (v1, or v1beta1)
-    listeners: tuple[DiscoveredListener, ...]
-    error: ErrorInfo | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    @property
-    def exit_code(self) -> int:
-        return _exit_code(self.error)
-
-
-@dataclass(frozen=True)
-class CertsInitReport:
-    """``probe certs init``: the files written, and the CA and server certificate made."""
-
-    directory: Path
-    files: tuple[Path, ...]
-    ca: CertInfo
-    server: CertInfo
-    exit_code: int = EXIT_OK
-
-
-@dataclass(frozen=True)
-class DemoReport:
-    """``probe demo``: what was set up, then the probe of it."""
-
-    notes: tuple[str, ...]
-    probe: ProbeReport
-
-    @property
-    def exit_code(self) -> int:
-        return self.probe.exit_code
-
-
-class Severity(StrEnum):
-    """How much a finding of ``probe tls`` matters, worst first."""
-
-    HIGH = "high"
-    MEDIUM = "medium"
-    LOW = "low"
-    INFO = "info"
-
-
-@dataclass(frozen=True)
-class RatedFinding:
-    code: FindingCode
-    severity: Severity
-    message: str
-
-
-@dataclass(frozen=True)
-class SuiteInfo:
-    """A TLS 1.2 cipher suite the server accepted."""
-
-    name: str  # OpenSSL's name (what --ciphers and openssl s_client -cipher take)
-    iana: str  # the IANA name, or 0x.... when the probe has no name for it
-    code: int
-    kex: str  # ECDHE, DHE, RSA...
-    auth: str  # ECDSA, RSA, DSS, NULL (anonymous)
-    forward_secrecy: bool
-    cbc: bool
-    insecure: bool  # anonymous, or no encryption at all
-
-
-@dataclass(frozen=True)
-class CipherSuites:
-    tls12_accepted: tuple[SuiteInfo, ...]
-    tls12_tried: int
-    server_preference: bool | None  # None: fewer than two suites, or no clear answer
-    tls13_chosen: str | None
-
-
-@dataclass(frozen=True)
-class AlpnBehaviour:
-    """What the server did with an offered ALPN protocol: selected, ignored or refused."""
-
-    mqtt: str | None
-    unknown: str | None
-    unknown_protocol: str
-
-
-@dataclass(frozen=True)
-class ClientCertificatePolicy:
-    requested: bool | None
-    required: bool | None
-    authorities: tuple[str, ...]  # the CA names of its CertificateRequest
-
-
-@dataclass(frozen=True)
-class ResumptionInfo:
-    version: str | None
-    tickets: bool | None  # the server issued a NewSessionTicket
-    ticket_lifetime_s: int | None
-    resumed: bool | None  # a second handshake offering the session was resumed
-
-
-@dataclass(frozen=True)
-class TlsScanReport:
-    """``probe tls``: what a TLS endpoint accepts, question by question."""
-
-    target: Target
-    openssl: str  # the local library: what could be tried depends on it
-    versions: dict[str, bool | None] = field(default_factory=dict)  # None: not tried
-    cipher_suites: CipherSuites | None = None
-    alpn: AlpnBehaviour | None = None
-    client_certificate: ClientCertificatePolicy | None = None
-    resumption: ResumptionInfo | None = None
-    chain: tuple[CertInfo, ...] = ()
-    findings: tuple[RatedFinding, ...] = ()
-    notes: tuple[str, ...] = ()
-    handshakes: int = 0
-    error: ErrorInfo | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    @property
-    def exit_code(self) -> int:
-        return _exit_code(self.error)
-
-
-Report = (
-    ProbeReport
-    | BundleReport
-    | InspectionReport
-    | ClusterReport
-    | ListenersReport
-    | CertsInitReport
-    | DemoReport
-    | TlsScanReport
+# The other commands' reports, defined in ``reports`` and loaded on first use (PEP 562).
+_IN_REPORTS = frozenset(
+    {
+        "BundleReport",
+        "InspectionReport",
+        "CheckStatus",
+        "Check",
+        "ClusterReport",
+        "DiscoveredListener",
+        "ListenersReport",
+        "CertsInitReport",
+        "DemoReport",
+        "Severity",
+        "RatedFinding",
+        "SuiteInfo",
+        "CipherSuites",
+        "AlpnBehaviour",
+        "ClientCertificatePolicy",
+        "ResumptionInfo",
+        "TlsScanReport",
+        "Report",
+    }
 )
+
+if TYPE_CHECKING:  # re-exported for mypy
+    from mqtt_tls_probe.reports import (
+        AlpnBehaviour as AlpnBehaviour,
+    )
+    from mqtt_tls_probe.reports import (
+        BundleReport as BundleReport,
+    )
+    from mqtt_tls_probe.reports import (
+        CertsInitReport as CertsInitReport,
+    )
+    from mqtt_tls_probe.reports import (
+        Check as Check,
+    )
+    from mqtt_tls_probe.reports import (
+        CheckStatus as CheckStatus,
+    )
+    from mqtt_tls_probe.reports import (
+        CipherSuites as CipherSuites,
+    )
+    from mqtt_tls_probe.reports import (
+        ClientCertificatePolicy as ClientCertificatePolicy,
+    )
+    from mqtt_tls_probe.reports import (
+        ClusterReport as ClusterReport,
+    )
+    from mqtt_tls_probe.reports import (
+        DemoReport as DemoReport,
+    )
+    from mqtt_tls_probe.reports import (
+        DiscoveredListener as DiscoveredListener,
+    )
+    from mqtt_tls_probe.reports import (
+        InspectionReport as InspectionReport,
+    )
+    from mqtt_tls_probe.reports import (
+        ListenersReport as ListenersReport,
+    )
+    from mqtt_tls_probe.reports import (
+        RatedFinding as RatedFinding,
+    )
+    from mqtt_tls_probe.reports import (
+        Report as Report,
+    )
+    from mqtt_tls_probe.reports import (
+        ResumptionInfo as ResumptionInfo,
+    )
+    from mqtt_tls_probe.reports import (
+        Severity as Severity,
+    )
+    from mqtt_tls_probe.reports import (
+        SuiteInfo as SuiteInfo,
+    )
+    from mqtt_tls_probe.reports import (
+        TlsScanReport as TlsScanReport,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    if name in _IN_REPORTS:
+        from mqtt_tls_probe import reports
+
+        return getattr(reports, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,6 +13,7 @@ No ``from __future__ import annotations`` in the CLI modules: typer would
 evaluate every annotation string again on each start (about 15 ms).
 """
 
+import copy
 import functools
 import io
 import os
@@ -266,6 +267,34 @@ def _tolerate_any_encoding() -> None:
             stream.reconfigure(errors="backslashreplace")
 
 
+def _invoked(argv: Sequence[str]) -> typer.Typer:
+    """The app, holding only the command ``argv`` names when it names one.
+
+    typer turns every registered command into click's objects on each start
+    (signatures, annotations, options: about 12 ms for all of them); a run
+    needs one. Help, no command, or a name that is not a command: the whole app,
+    so that the listing and click's "No such command" stay what they are. A copy
+    is trimmed: ``app`` itself keeps every command (tests and library callers).
+    """
+    name = argv[0] if argv else ""
+    commands = [c for c in app.registered_commands if _command_name(c) == name]
+    if not commands:  # help, a group (certs), or not a command
+        return app
+    trimmed = copy.copy(app)
+    # The groups stay: an app of one command and no group would be that command
+    # itself (typer's single-command mode), parsing "connect" as its argument.
+    trimmed.registered_commands = commands
+    return trimmed
+
+
+def _command_name(info: "typer.models.CommandInfo") -> str:
+    """The name typer gives a command: its own, else the function's, with - for _."""
+    if info.name:
+        return info.name
+    callback = info.callback
+    return callback.__name__.lower().replace("_", "-") if callback is not None else ""
+
+
 def main() -> None:
     """Console entry point."""
     if sys.stdout is None:  # started with stdout closed: there is nowhere to report
@@ -274,7 +303,7 @@ def main() -> None:
         sys.stderr = Path(os.devnull).open("w")  # noqa: SIM115 (lives as long as the process)
     _tolerate_any_encoding()
     try:
-        code = app(standalone_mode=False)
+        code = _invoked(sys.argv[1:])(standalone_mode=False)
     except KeyboardInterrupt:
         code = _INTERRUPTED
     sys.exit(code)

@@ -8,25 +8,28 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mqtt_tls_probe.core.certinfo import iso
 from mqtt_tls_probe.errors import ErrorInfo
 from mqtt_tls_probe.model import (
-    BundleReport,
     CertInfo,
-    CertsInitReport,
-    ClusterReport,
-    DemoReport,
     Finding,
-    InspectionReport,
-    ListenersReport,
     MqttInfo,
     ProbeReport,
-    Report,
     TlsInfo,
-    TlsScanReport,
 )
+
+if TYPE_CHECKING:  # loaded on first use: connect's reports do not need them
+    from mqtt_tls_probe.reports import (
+        BundleReport,
+        CertsInitReport,
+        ClusterReport,
+        InspectionReport,
+        ListenersReport,
+        Report,
+        TlsScanReport,
+    )
 
 
 def render(report: Report) -> str:
@@ -36,10 +39,21 @@ def render(report: Report) -> str:
 
 def document(report: Report) -> dict[str, Any]:
     """The JSON document of any report, as a dict."""
-    if isinstance(report, DemoReport):
+    if isinstance(report, ProbeReport):
+        return report_json(report)
+    from mqtt_tls_probe import reports
+
+    if isinstance(report, reports.DemoReport):
         return report_json(report.probe)
-    builder: Callable[[Any], dict[str, Any]] = _DOCUMENTS[type(report)]
-    return builder(report)
+    builders: dict[type, Callable[[Any], dict[str, Any]]] = {
+        reports.TlsScanReport: _tls_scan_json,
+        reports.BundleReport: bundle_json,
+        reports.InspectionReport: inspection_json,
+        reports.ClusterReport: cluster_json,
+        reports.ListenersReport: _listeners_json,
+        reports.CertsInitReport: certs_init_json,
+    }
+    return builders[type(report)](report)
 
 
 def report_json(report: ProbeReport) -> dict[str, Any]:
@@ -249,14 +263,3 @@ def _tls_scan_json(report: TlsScanReport) -> dict[str, Any]:
     from mqtt_tls_probe.output.tls_scan import render_json
 
     return render_json(report)
-
-
-_DOCUMENTS: dict[type, Callable[[Any], dict[str, Any]]] = {
-    TlsScanReport: _tls_scan_json,
-    ProbeReport: report_json,
-    BundleReport: bundle_json,
-    InspectionReport: inspection_json,
-    ClusterReport: cluster_json,
-    ListenersReport: _listeners_json,
-    CertsInitReport: certs_init_json,
-}

@@ -9,23 +9,25 @@ cursor, clear the screen or end a line: the joins are the only raw newlines.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from mqtt_tls_probe import aio
 from mqtt_tls_probe.core.certinfo import iso, to_pem
 from mqtt_tls_probe.errors import ErrorInfo, Stage
 from mqtt_tls_probe.model import (
-    BundleReport,
     CertInfo,
-    CertsInitReport,
-    ClusterReport,
-    DemoReport,
-    InspectionReport,
-    ListenersReport,
     ProbeReport,
-    Report,
     StageResult,
-    TlsScanReport,
 )
+
+if TYPE_CHECKING:  # loaded on first use: connect's reports do not need them
+    from mqtt_tls_probe.reports import (
+        BundleReport,
+        CertsInitReport,
+        ClusterReport,
+        InspectionReport,
+        Report,
+    )
 from mqtt_tls_probe.output.escape import escape_controls
 
 _NAME_WIDTH = max(len(s) for s in Stage)
@@ -35,25 +37,32 @@ def render(report: Report, *, verbose: bool = False) -> str:
     """The text of any report, one line each, ending with a newline."""
     if isinstance(report, ProbeReport):
         lines = render_report(report, verbose=verbose)
-    elif isinstance(report, DemoReport):
-        lines = [*report.notes, *render_report(report.probe, verbose=verbose)]
-    elif isinstance(report, BundleReport):
-        lines = render_bundle(report)
-    elif isinstance(report, InspectionReport):
-        lines = render_inspection(report)
-    elif isinstance(report, ClusterReport):
-        lines = render_cluster(report)
-    elif isinstance(report, ListenersReport):
+    else:
+        lines = _other_report_lines(report, verbose=verbose)
+    return "\n".join(escape_controls(line) for line in lines) + "\n"
+
+
+def _other_report_lines(report: Report, *, verbose: bool) -> list[str]:
+    from mqtt_tls_probe import reports
+
+    if isinstance(report, reports.DemoReport):
+        return [*report.notes, *render_report(report.probe, verbose=verbose)]
+    if isinstance(report, reports.BundleReport):
+        return render_bundle(report)
+    if isinstance(report, reports.InspectionReport):
+        return render_inspection(report)
+    if isinstance(report, reports.ClusterReport):
+        return render_cluster(report)
+    if isinstance(report, reports.ListenersReport):
         from mqtt_tls_probe.output.listeners import render_text as listeners_text
 
-        lines = listeners_text(report)
-    elif isinstance(report, TlsScanReport):
+        return listeners_text(report)
+    if isinstance(report, reports.TlsScanReport):
         from mqtt_tls_probe.output.tls_scan import render_text
 
-        lines = render_text(report, verbose=verbose)
-    else:
-        lines = render_certs_init(report)
-    return "\n".join(escape_controls(line) for line in lines) + "\n"
+        return render_text(report, verbose=verbose)
+    assert isinstance(report, reports.CertsInitReport)  # noqa: S101 (the last kind)
+    return render_certs_init(report)
 
 
 def render_report(report: ProbeReport, *, verbose: bool = False) -> list[str]:
