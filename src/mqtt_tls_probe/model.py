@@ -8,10 +8,11 @@ as ``days_left`` are computed once, when the report is built, from an injected
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from mqtt_tls_probe.errors import EXIT_OK, ErrorInfo, Stage
 
@@ -110,6 +111,46 @@ class CertInfo:
     findings: tuple[Finding, ...] = ()
 
 
+class Described(Sequence[CertInfo]):
+    """Certificates described when first read, by ``describe``, once.
+
+    Describing takes ``cryptography``; the text report of a successful
+    ``connect`` never reads the descriptions, so it never pays for them.
+    Compares equal to any sequence of the same descriptions.
+    """
+
+    __slots__ = ("_describe", "_items")
+
+    def __init__(self, describe: Callable[[], Sequence[CertInfo]]) -> None:
+        self._describe = describe
+        self._items: tuple[CertInfo, ...] | None = None
+
+    def _all(self) -> tuple[CertInfo, ...]:
+        if self._items is None:
+            self._items = tuple(self._describe())
+        return self._items
+
+    @overload
+    def __getitem__(self, index: int) -> CertInfo: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[CertInfo, ...]: ...
+    def __getitem__(self, index: int | slice) -> CertInfo | tuple[CertInfo, ...]:
+        return self._all()[index]
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence):
+            return self._all() == tuple(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # like a list: compared by content
+
+    def __repr__(self) -> str:
+        return f"Described({list(self._all())!r})"
+
+
 @dataclass(frozen=True)
 class Unparseable:
     """A certificate ``cryptography`` cannot read in full, though OpenSSL may accept it.
@@ -149,7 +190,7 @@ class TrustBundle:
 class TrustInfo:
     source: TrustSource
     location: str
-    certificates: tuple[CertInfo, ...] = ()
+    certificates: Sequence[CertInfo] = ()
 
 
 @dataclass(frozen=True)
@@ -231,7 +272,7 @@ class ProbeReport:
     trust: TrustInfo
     stages: tuple[StageResult, ...]
     tls: TlsInfo | None = None
-    chain: tuple[CertInfo, ...] = ()
+    chain: Sequence[CertInfo] = ()  # a Described when connect ran alone
     mqtt: MqttInfo | None = None
     roundtrip: RoundtripInfo | None = None
     error: ErrorInfo | None = None

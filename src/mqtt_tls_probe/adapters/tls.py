@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING
 from mqtt_tls_probe.adapters.net import Address
 from mqtt_tls_probe.adapters.tls_settings import apply_client_limits
 from mqtt_tls_probe.config import TlsOptions
-from mqtt_tls_probe.core.certinfo import Loaded, load_der
 from mqtt_tls_probe.core.classify import (
     HandshakeFailure,
     TlsAttempt,
@@ -37,6 +36,7 @@ from mqtt_tls_probe.model import TlsInfo
 
 if TYPE_CHECKING:
     from mqtt_tls_probe.adapters.tls_observer import HandshakeObserver
+    from mqtt_tls_probe.core.certinfo import Loaded
 
 TLS_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 
@@ -131,20 +131,39 @@ def handshake(
 
 
 def peer_chain(tls: ssl.SSLSocket) -> list[Loaded]:
-    """The certificates the server sent, leaf first, trusted or not.
+    """The certificates the server sent, leaf first, trusted or not, read by cryptography.
 
-    Public on SSLSocket from Python 3.13 (as DER); on 3.11 and 3.12 only on
-    the internal ``_sslobj`` (as ``_ssl.Certificate``). This is the one place
-    that knows. A certificate OpenSSL took but cryptography cannot read in
-    full comes back as an ``Unparseable``, in its place.
+    A certificate OpenSSL took but cryptography cannot read in full comes back
+    as an ``Unparseable``, in its place.
     """
-    public = getattr(tls, "get_unverified_chain", None)
+    from mqtt_tls_probe.core.certinfo import load_der  # cryptography: only when needed
+
+    return [load_der(der) for der in sent_chain_der(tls)]
+
+
+def sent_chain_der(tls: ssl.SSLSocket) -> list[bytes]:
+    """The DER of the certificates the server sent, leaf first, trusted or not.
+
+    Public on SSLSocket from Python 3.13 (``get_unverified_chain``, as DER); on
+    3.11 and 3.12 only on the internal ``_sslobj`` (as ``_ssl.Certificate``):
+    https://github.com/python/cpython/blob/v3.11.7/Modules/_ssl.c#L2075-L2120
+    This and ``verified_chain_der`` are the one place that knows.
+    """
+    return _chain_der(tls, "get_unverified_chain")
+
+
+def verified_chain_der(tls: ssl.SSLSocket) -> list[bytes]:
+    """The chain OpenSSL built and verified, leaf first, ending at the trusted certificate."""
+    return _chain_der(tls, "get_verified_chain")
+
+
+def _chain_der(tls: ssl.SSLSocket, method: str) -> list[bytes]:
+    public = getattr(tls, method, None)
     if public is not None:
-        raw = public() or []
-    else:
-        sslobj = tls._sslobj  # type: ignore[attr-defined]
-        raw = [c.public_bytes(ssl._ssl.ENCODING_DER) for c in sslobj.get_unverified_chain() or []]  # type: ignore[attr-defined]
-    return [load_der(der) for der in raw]
+        return list(public() or [])
+    sslobj = tls._sslobj  # type: ignore[attr-defined]
+    chain = getattr(sslobj, method)() or []
+    return [c.public_bytes(ssl._ssl.ENCODING_DER) for c in chain]  # type: ignore[attr-defined]
 
 
 def session_info(tls: ssl.SSLSocket) -> TlsInfo:

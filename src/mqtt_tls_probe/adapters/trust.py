@@ -10,7 +10,6 @@ from pathlib import Path
 
 from mqtt_tls_probe.adapters import files
 from mqtt_tls_probe.config import TrustOptions
-from mqtt_tls_probe.core.trust_bundle import read_bundle
 from mqtt_tls_probe.errors import ErrorKind, ProbeError
 from mqtt_tls_probe.model import TrustBundle, TrustSource
 
@@ -31,6 +30,8 @@ def load_trust(options: TrustOptions, timeout: float) -> TrustBundle:
 
 
 def load_ca_file(path: Path, wait: float = files.DEFAULT_PIPE_WAIT) -> TrustBundle:
+    from mqtt_tls_probe.core.trust_bundle import read_bundle  # cryptography: only when needed
+
     data = read_certificate_file(path, "The CA file", wait)
     return read_bundle(TrustSource.FILE, str(path), data)
 

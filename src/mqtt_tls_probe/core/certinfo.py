@@ -31,6 +31,7 @@ from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from mqtt_tls_probe.aio import EXPIRY_WARNING_DAYS, QUICKSTART_CA_CN
+from mqtt_tls_probe.core.moments import days_until, iso
 from mqtt_tls_probe.model import CertInfo, Finding, FindingCode, Unparseable
 
 _CURVE_NAMES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
@@ -50,7 +51,6 @@ _KEY_USAGE_NAMES = (
 )
 # Only defined when keyAgreement is set (reading them otherwise raises).
 _AGREEMENT_ONLY_NAMES = (("encipher_only", "encipherOnly"), ("decipher_only", "decipherOnly"))
-_SECONDS_PER_DAY = 86400
 # What cryptography raises for a part of a certificate it cannot parse.
 _PARSE_ERRORS = (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType)
 _UNREADABLE = (*_PARSE_ERRORS, UnsupportedAlgorithm)
@@ -282,8 +282,7 @@ def is_quickstart_ca(cert: x509.Certificate) -> bool:
 
 def days_left(cert: x509.Certificate, now: datetime) -> int:
     """Whole days until ``not_after``; negative once expired."""
-    seconds = (cert.not_valid_after_utc - now).total_seconds()
-    return int(seconds // _SECONDS_PER_DAY)
+    return days_until(cert.not_valid_after_utc, now)
 
 
 def fingerprint(cert: x509.Certificate) -> str:
@@ -463,11 +462,6 @@ def unparseable_finding(item: Unparseable, what: str, consequence: str) -> Findi
         FindingCode.UNPARSEABLE,
         f"cryptography cannot parse {what}{name}{fingerprint}: {item.reason}; {consequence}.",
     )
-
-
-def iso(moment: datetime) -> str:
-    """ISO-8601 in UTC with a Z, to the second."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def to_pem(certs: Sequence[x509.Certificate]) -> bytes:

@@ -13,7 +13,7 @@ import math
 from datetime import UTC, datetime
 
 from mqtt_tls_probe import aio
-from mqtt_tls_probe.core.certinfo import iso
+from mqtt_tls_probe.core.moments import iso
 from mqtt_tls_probe.model import Finding, FindingCode, SatClaims
 
 

@@ -46,7 +46,6 @@ from mqtt_tls_probe.core.certinfo import (
     is_ca,
     is_quickstart_ca,
     is_self_signed,
-    iso,
     key_description,
     name_of,
     quiet,
@@ -55,6 +54,7 @@ from mqtt_tls_probe.core.certinfo import (
     subject_key_id,
 )
 from mqtt_tls_probe.core.classify import verify_code_kind
+from mqtt_tls_probe.core.moments import iso
 from mqtt_tls_probe.errors import ErrorInfo, ErrorKind, Stage
 from mqtt_tls_probe.model import Finding, FindingCode
 

@@ -25,7 +25,8 @@ from mqtt_tls_probe.adapters.cluster import (
     find_trust_configmap,
 )
 from mqtt_tls_probe.config import ClusterOptions
-from mqtt_tls_probe.core.certinfo import days_left, is_quickstart_ca, iso, name_of
+from mqtt_tls_probe.core.certinfo import days_left, is_quickstart_ca, name_of
+from mqtt_tls_probe.core.moments import iso
 from mqtt_tls_probe.core.trust_bundle import bundle_from_configmap, clip, json_type
 from mqtt_tls_probe.errors import ErrorKind, ProbeError
 from mqtt_tls_probe.model import Check, CheckStatus, ClusterReport, TrustBundle

@@ -26,23 +26,22 @@ import dataclasses
 import socket
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
-
-from cryptography import x509
 
 from mqtt_tls_probe.adapters import net, tls
 from mqtt_tls_probe.adapters.mqtt import MqttSession, default_topic, open_session, refusal
 from mqtt_tls_probe.adapters.tls_observer import HandshakeObserver
 from mqtt_tls_probe.adapters.trust import load_trust
 from mqtt_tls_probe.config import MqttOptions, ProbeConfig
-from mqtt_tls_probe.core import certinfo, verify
 from mqtt_tls_probe.core.classify import Connack
 from mqtt_tls_probe.errors import ErrorInfo, ErrorKind, ProbeError, Stage
 from mqtt_tls_probe.model import (
     TRUST_ANCHOR_FINDINGS,
+    CertInfo,
+    Described,
     Finding,
     FindingCode,
     ForwardInfo,
@@ -56,10 +55,14 @@ from mqtt_tls_probe.model import (
     TrustBundle,
     TrustInfo,
     TrustSource,
+    Unparseable,
 )
 
 if TYPE_CHECKING:  # connect's cold start is measured: only a scan loads these
+    from cryptography import x509
+
     from mqtt_tls_probe.adapters.abort import AbortHandle
+    from mqtt_tls_probe.core import certinfo
     from mqtt_tls_probe.core.tls_messages import TraceEvent
     from mqtt_tls_probe.orchestrators.shared_trust import SharedTrust
 
@@ -201,12 +204,12 @@ class _Probe:
         c = self.config
         if self.shared is not None:
             trust = self.shared.described  # described once for all the probes
-        else:
-            trust = TrustInfo(
-                self.bundle.source,
-                self.bundle.location,
-                certinfo.describe_all(self.bundle.certificates, self.now, as_trust_anchor=True),
-            )
+            chain: Sequence[CertInfo] = self.shared.memo.describe_all(self.chain, self.now)
+        else:  # described when a renderer reads them: a text success never does
+            bundle, sent, now = self.bundle, self.chain, self.now
+            anchors = Described(lambda: _describe(bundle.certificates, now, as_trust_anchor=True))
+            trust = TrustInfo(bundle.source, bundle.location, anchors)
+            chain = Described(lambda: _describe(sent, now))
         tls_info = self.tls_info
         if c.trace and self.observer is not None and self.observer.available:
             self.trace = tuple(self.observer.events())
@@ -218,9 +221,7 @@ class _Probe:
             trust=trust,
             stages=tuple(self.results),
             tls=tls_info,
-            chain=(self.shared.memo if self.shared else certinfo).describe_all(
-                self.chain, self.now
-            ),
+            chain=chain,
             mqtt=self.mqtt_info,
             roundtrip=self.roundtrip_info,
             error=self.error,
@@ -272,6 +273,8 @@ class _Probe:
         return detail
 
     def _trust_anchor(self) -> str:
+        from mqtt_tls_probe.core import certinfo
+
         if self.config.plain:
             self.warnings.append(
                 Finding(
@@ -358,6 +361,8 @@ class _Probe:
         )
 
     def handshake(self) -> str:
+        from mqtt_tls_probe.core import certinfo
+
         c = self.config
         verifying = not c.trust.insecure
         if self.shared is not None and self.shared.context is not None:
@@ -439,6 +444,8 @@ class _Probe:
         )
 
     def verify_chain(self) -> str:
+        from mqtt_tls_probe.core import verify
+
         c = self.config
         anchors = self.bundle.certificates
         if self.rejection is not None:
@@ -473,6 +480,8 @@ class _Probe:
         The second, unverified handshake (``fetch_chain``) is the fallback for a Python
         without the message callback, or a trace that lost the message.
         """
+        from mqtt_tls_probe.core import certinfo
+
         c = self.config
         sent = self.observer.server_chain() if self.observer is not None else []
         if sent and self.observer is not None:
@@ -491,11 +500,15 @@ class _Probe:
         would misread (a missing intermediate, another leaf); OpenSSL's verdict
         and words then stand alone.
         """
+        from mqtt_tls_probe.core import certinfo
+
         return [] if certinfo.unparseable(self.chain) else certinfo.usable(self.chain)
 
     def _note_unparseable(self) -> None:
+        from mqtt_tls_probe.core import certinfo
+
         for index, item in enumerate(self.chain):
-            if isinstance(item, x509.Certificate):
+            if not isinstance(item, Unparseable):
                 continue
             what = f"certificate {index} of the server's chain (0 is the server's own)"
             consequence = "OpenSSL's verdict stands, and the chain is not checked further"
@@ -503,6 +516,8 @@ class _Probe:
 
     def _unverified_detail(self) -> str:
         """Under --insecure: what verification would have said, as a warning."""
+        from mqtt_tls_probe.core import verify
+
         if not self.chain:
             return "UNVERIFIED (--insecure): the server sent no certificate"
         chain = self._checkable()
@@ -624,7 +639,17 @@ class _Probe:
         )
 
 
+def _describe(
+    certs: Iterable[certinfo.Loaded], now: datetime, *, as_trust_anchor: bool = False
+) -> tuple[CertInfo, ...]:
+    from mqtt_tls_probe.core import certinfo  # cryptography: only when the report is read
+
+    return certinfo.describe_all(certs, now, as_trust_anchor=as_trust_anchor)
+
+
 def _cn(cert: x509.Certificate) -> str:
+    from mqtt_tls_probe.core import certinfo
+
     return certinfo.common_name(cert.subject) or certinfo.name_of(cert.subject)
 
 

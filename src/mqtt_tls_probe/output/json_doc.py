@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from mqtt_tls_probe.core.certinfo import iso
+from mqtt_tls_probe.core.moments import iso
 from mqtt_tls_probe.errors import ErrorInfo
 from mqtt_tls_probe.model import (
     CertInfo,

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from mqtt_tls_probe import aio
-from mqtt_tls_probe.core.certinfo import iso, to_pem
+from mqtt_tls_probe.core.moments import iso
 from mqtt_tls_probe.errors import ErrorInfo, Stage
 from mqtt_tls_probe.model import (
     CertInfo,
@@ -224,6 +224,8 @@ def _failure_lines(error: ErrorInfo | None) -> list[str]:
 def pem_or_failure(report: BundleReport) -> tuple[str, str]:
     """``bundle --pem``: the PEM for stdout, or the failure for stderr."""
     if report.bundle is not None:
+        from mqtt_tls_probe.core.certinfo import to_pem
+
         return to_pem(report.bundle.certificates).decode("ascii"), ""
     error = report.error
     if error is None:  # pragma: no cover (reports without a bundle carry an error)
