@@ -30,8 +30,9 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from mqtt_tls_probe.aio import EXPIRY_WARNING_DAYS, QUICKSTART_CA_CN
-from mqtt_tls_probe.core.moments import days_until, iso
+from mqtt_tls_probe.aio import QUICKSTART_CA_CN
+from mqtt_tls_probe.core import cert_findings
+from mqtt_tls_probe.core.moments import days_until
 from mqtt_tls_probe.model import CertInfo, Finding, FindingCode, Unparseable
 
 _CURVE_NAMES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
@@ -327,44 +328,16 @@ def certificate_findings(
     cert: x509.Certificate, now: datetime, *, as_trust_anchor: bool = False
 ) -> tuple[Finding, ...]:
     """Expiry, and for a certificate meant as a trust anchor, its CA fitness."""
-    findings = []
-    left = days_left(cert, now)
-    if now < cert.not_valid_before_utc:
-        findings.append(
-            Finding(FindingCode.NOT_YET_VALID, f"not valid before {iso(cert.not_valid_before_utc)}")
-        )
-    elif left < 0 or now > cert.not_valid_after_utc:
-        findings.append(Finding(FindingCode.EXPIRED, f"expired on {iso(cert.not_valid_after_utc)}"))
-    elif left < EXPIRY_WARNING_DAYS:
-        findings.append(
-            Finding(
-                FindingCode.EXPIRES_SOON,
-                f"expires in {left} day{'s' if left != 1 else ''} "
-                f"({iso(cert.not_valid_after_utc)})",
-            )
-        )
-    if as_trust_anchor:
-        if not is_ca(cert):
-            findings.append(
-                Finding(FindingCode.NOT_A_CA, "not a CA (basicConstraints CA:TRUE missing)")
-            )
-        elif not can_sign_certificates(cert):
-            findings.append(Finding(FindingCode.NO_CERT_SIGN, "keyUsage lacks keyCertSign"))
-    if is_quickstart_ca(cert):
-        findings.append(
-            Finding(
-                FindingCode.QUICKSTART_CA, "Azure IoT Operations quickstart CA: not for production"
-            )
-        )
-    if serial_number(cert) <= 0:
-        findings.append(
-            Finding(
-                FindingCode.NEGATIVE_SERIAL,
-                "the serial number is negative or zero, which RFC 5280 forbids: cryptography "
-                "will refuse such certificates in a future release",
-            )
-        )
-    return tuple(findings)
+    return cert_findings.certificate_findings(
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        is_ca=is_ca(cert),
+        can_sign=can_sign_certificates(cert),
+        quickstart=is_quickstart_ca(cert),
+        serial=serial_number(cert),
+        now=now,
+        as_trust_anchor=as_trust_anchor,
+    )
 
 
 def describe(cert: x509.Certificate, now: datetime, *, as_trust_anchor: bool = False) -> CertInfo:

@@ -38,11 +38,11 @@ from datetime import datetime
 from cryptography import x509
 
 from mqtt_tls_probe import aio
+from mqtt_tls_probe.core import cert_findings
 from mqtt_tls_probe.core.certinfo import (
     authority_key_id,
     can_sign_certificates,
     common_name,
-    days_left,
     is_ca,
     is_quickstart_ca,
     is_self_signed,
@@ -392,24 +392,16 @@ def findings(
     result: list[Finding] = []
     # The anchors' own expiry is the trust stage's to report; here, what the server sent.
     for cert in path.certs:
-        left = days_left(cert, now)
-        if 0 <= left < aio.EXPIRY_WARNING_DAYS:
-            role = "CA" if is_ca(cert) else "certificate"
-            result.append(
-                Finding(
-                    FindingCode.EXPIRES_SOON,
-                    f"The {role} {name_of(cert.subject)} expires in {left} day(s), on "
-                    f"{iso(cert.not_valid_after_utc)}.",
-                )
-            )
-    if any(is_quickstart_ca(c) for c in [*path.certs, *([path.anchor] if path.anchor else [])]):
-        result.append(
-            Finding(
-                FindingCode.QUICKSTART_CA,
-                "The chain ends at the Azure IoT Operations quickstart CA: for tests only, "
-                "not for production (it lives 30 days).",
-            )
+        soon = cert_findings.expires_soon(
+            subject=name_of(cert.subject),
+            is_ca=is_ca(cert),
+            not_after=cert.not_valid_after_utc,
+            now=now,
         )
+        if soon is not None:
+            result.append(soon)
+    if any(is_quickstart_ca(c) for c in [*path.certs, *([path.anchor] if path.anchor else [])]):
+        result.append(cert_findings.QUICKSTART_CHAIN)
     strict = strict_rejection(chain, anchors, server_name, now)
     if strict is not None:
         result.append(

@@ -36,10 +36,10 @@ from mqtt_tls_probe.adapters.mqtt import MqttSession, default_topic, open_sessio
 from mqtt_tls_probe.adapters.tls_observer import HandshakeObserver
 from mqtt_tls_probe.adapters.trust import load_trust
 from mqtt_tls_probe.config import MqttOptions, ProbeConfig
+from mqtt_tls_probe.core.cert_findings import trusted_ca_finding
 from mqtt_tls_probe.core.classify import Connack
 from mqtt_tls_probe.errors import ErrorInfo, ErrorKind, ProbeError, Stage
 from mqtt_tls_probe.model import (
-    TRUST_ANCHOR_FINDINGS,
     CertInfo,
     Described,
     Finding,
@@ -293,10 +293,9 @@ class _Probe:
             for finding in anchor_findings.certificate_findings(
                 cert, self.now, as_trust_anchor=True
             ):
-                code = TRUST_ANCHOR_FINDINGS.get(finding.code)
-                if code is not None:
-                    message = f"Trusted CA {_cn(cert)}: {finding.message}."
-                    self.warnings.append(Finding(code, message))
+                reported = trusted_ca_finding(finding, _cn(cert))
+                if reported is not None:
+                    self.warnings.append(reported)
         names = "; ".join(_cn(c) for c in certs)
         plural = "s" if len(certs) > 1 else ""
         note = f", {self.bundle.note}" if self.bundle.note else ""
