@@ -18,6 +18,7 @@ from mqtt_tls_probe.model import (
     CheckStatus,
     ClusterReport,
     DemoReport,
+    Described,
     Finding,
     FindingCode,
     InspectionReport,
@@ -58,7 +59,7 @@ def cert(subject: str = "CN=aio-broker", **changes: object) -> CertInfo:
         aki="02" * 20,
         self_signed=False,
     )
-    return replace(base, **changes)  # type: ignore[arg-type]
+    return base._replace(**changes)  # type: ignore[arg-type]
 
 
 def ca_cert() -> CertInfo:
@@ -101,7 +102,7 @@ def passing_report(**changes: object) -> ProbeReport:
         mqtt=MqttInfo("5", 0, "Success"),
         warnings=(Finding(FindingCode.QUICKSTART_CA, "The chain ends at the quickstart CA."),),
     )
-    return replace(report, **changes)  # type: ignore[arg-type]
+    return report._replace(**changes)  # type: ignore[arg-type]
 
 
 def verify_failure() -> ProbeReport:
@@ -172,8 +173,8 @@ HOSTILE = "\x1b[2J\x1b]0;owned\x07\r\x00\x7f\x9b\u202e\udcff\u2028\t\n"
 def with_hostile_strings(value: T) -> T:
     """A copy of ``value`` in which every string (and path) ends with ``HOSTILE``.
 
-    Walks dataclasses, tuples, lists and dicts; enums keep their value (they are
-    the report's vocabulary, not data from outside).
+    Walks records (NamedTuples), dataclasses, tuples, lists and dicts; enums keep
+    their value (they are the report's vocabulary, not data from outside).
     """
     result: object
     if isinstance(value, Enum):
@@ -182,8 +183,13 @@ def with_hostile_strings(value: T) -> T:
         result = value + HOSTILE
     elif isinstance(value, Path):
         result = Path(str(value) + HOSTILE)
+    elif isinstance(value, tuple) and hasattr(value, "_fields"):  # a record (NamedTuple)
+        changes = {name: with_hostile_strings(getattr(value, name)) for name in value._fields}
+        result = value._replace(**changes)  # type: ignore[attr-defined]
     elif isinstance(value, tuple | list):
         result = type(value)(with_hostile_strings(item) for item in value)
+    elif isinstance(value, Described):
+        result = tuple(with_hostile_strings(item) for item in value)
     elif isinstance(value, dict):
         result = {key: with_hostile_strings(item) for key, item in value.items()}
     elif dataclasses.is_dataclass(value) and not isinstance(value, type):

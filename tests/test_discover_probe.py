@@ -6,7 +6,6 @@ ingress in plain MQTT (a no_tls warning), a WebSockets port not at all; and the 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -281,9 +280,7 @@ def test_minted_token_takes_the_listener_audience(
         api.objects[f"/api/v1/namespaces/{NS}/services/aio-lb"] = aio.service(
             "aio-lb", "LoadBalancer", [{"port": 8883}], ingress=[{"ip": "127.0.0.1"}]
         )
-        inputs = dataclasses.replace(
-            _inputs(api, pki, tmp_path), sat_serviceaccount="probe", sat_audience=flag
-        )
+        inputs = _inputs(api, pki, tmp_path)._replace(sat_serviceaccount="probe", sat_audience=flag)
         (only,) = probe_configs(discover(inputs.cluster, 5, environ={}), inputs)
     assert only.config is not None
     request = only.config.mqtt.sat_request

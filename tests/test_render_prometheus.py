@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -93,6 +91,6 @@ def test_hostile_subjects_are_escaped_by_prometheus_client() -> None:
 def test_tls_version_names_follow_blackbox_exporter() -> None:
     report = factories.passing_report()
     for ours, theirs in (("TLSv1.2", "TLS 1.2"), ("TLSv1.3", "TLS 1.3"), ("SSLv3", "SSLv3")):
-        tls = replace(report.tls, version=ours) if report.tls else None
-        families = by_name(report_metrics(replace(report, tls=tls), 0.1))
+        tls = report.tls._replace(version=ours) if report.tls else None
+        families = by_name(report_metrics(report._replace(tls=tls), 0.1))
         assert families["probe_tls_version_info"].samples == (((theirs,), 1.0),)

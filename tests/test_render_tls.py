@@ -59,7 +59,7 @@ def test_connect_json_adds_trace_only_when_present() -> None:
     assert report.tls is not None
     plain = json.loads(render(report, OutputFormat.JSON))
     assert set(plain["tls"]) == {"version", "cipher", "alpn"}
-    traced = replace(report, tls=replace(report.tls, trace=(HELLO, ALERT)))
+    traced = report._replace(tls=report.tls._replace(trace=(HELLO, ALERT)))
     document = json.loads(render(traced, OutputFormat.JSON))
     assert document["tls"]["trace"][0] == {
         "direction": "sent",

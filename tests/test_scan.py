@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -439,8 +438,7 @@ def test_a_series_counts_runs_and_keeps_the_earliest_failure() -> None:
 
     tally = RunTally()
     mqtt_refused = factories.passing_report(error=ErrorInfo.of(ErrorKind.NOT_AUTHORIZED, "no"))
-    tls_failed = replace(
-        factories.passing_report(stages=factories.stages(Stage.TLS)),
+    tls_failed = factories.passing_report(stages=factories.stages(Stage.TLS))._replace(
         error=ErrorInfo.of(ErrorKind.PEER_CLOSED, "closed"),
     )
     for report in (factories.passing_report(), mqtt_refused, tls_failed, tls_failed):

@@ -9,14 +9,12 @@ creating the ``--tls-keylog`` file (mode 0600), last, once every check has passe
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 import math
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from mqtt_tls_probe import aio
 from mqtt_tls_probe.core import names
@@ -32,8 +30,7 @@ TLS_VERSIONS = ("1.2", "1.3")
 MQTT_VERSIONS = ("5", "3.1.1")
 
 
-@dataclass(frozen=True)
-class ClientIdentity:
+class ClientIdentity(NamedTuple):
     """A client certificate and its key, checked to belong together."""
 
     cert_file: Path
@@ -41,8 +38,7 @@ class ClientIdentity:
     subject: str
 
 
-@dataclass(frozen=True)
-class TlsOptions:
+class TlsOptions(NamedTuple):
     server_name: str
     tls_min: str | None = None
     alpn: tuple[str, ...] = ()
@@ -52,8 +48,7 @@ class TlsOptions:
     keylog: Path | None = None  # NSS key log file, created empty (0600) by the builder
 
 
-@dataclass(frozen=True)
-class SatRequest:
+class SatRequest(NamedTuple):
     """``--sat-serviceaccount [NS/]NAME``: a token to mint for this account and audience."""
 
     namespace: str
@@ -61,19 +56,27 @@ class SatRequest:
     audience: str = aio.SAT_AUDIENCE
 
 
-@dataclass(frozen=True)
-class MqttOptions:
+class MqttOptions(NamedTuple):
     client_id: str
     version: str = "5"
     username: str | None = None
-    password: bytes | None = field(default=None, repr=False)
-    sat_token: bytes | None = field(default=None, repr=False)
+    password: bytes | None = None
+    sat_token: bytes | None = None
     keepalive: int = 60
     sat_request: SatRequest | None = None  # minted in the trust stage, then sat_token
 
+    def __repr__(self) -> str:  # the secrets stay out of logs and tracebacks
+        shown = self._replace(
+            password=b"<hidden>" if self.password is not None else None,
+            sat_token=b"<hidden>" if self.sat_token is not None else None,
+        )
+        fields = ", ".join(
+            f"{name}={value!r}" for name, value in zip(self._fields, shown, strict=True)
+        )
+        return f"MqttOptions({fields})"
 
-@dataclass(frozen=True)
-class ClusterOptions:
+
+class ClusterOptions(NamedTuple):
     """Where the trust bundle lives in the cluster, and how to reach the cluster."""
 
     kubeconfig: Path | None = None
@@ -89,25 +92,22 @@ class ClusterOptions:
         return (aio.TRUST_BUNDLE_CONFIGMAP, aio.LATER_TRUST_BUNDLE_CONFIGMAP)
 
 
-@dataclass(frozen=True)
-class TrustOptions:
+class TrustOptions(NamedTuple):
     """The trust anchor: a file, the cluster, or nothing at all (--insecure)."""
 
     ca_file: Path | None = None
     insecure: bool = False
-    cluster: ClusterOptions = field(default_factory=ClusterOptions)
+    cluster: ClusterOptions = ClusterOptions()
 
 
-@dataclass(frozen=True)
-class ForwardRequest:
+class ForwardRequest(NamedTuple):
     """``--port-forward``: reach the Service ``namespace/service`` through a ready pod."""
 
     namespace: str
     service: str
 
 
-@dataclass(frozen=True)
-class ProbeConfig:
+class ProbeConfig(NamedTuple):
     host: str
     port: int
     trust: TrustOptions
@@ -128,15 +128,14 @@ class ProbeConfig:
         return self.tls.server_name
 
 
-@dataclass(frozen=True)
-class ConnectInputs:
+class ConnectInputs(NamedTuple):
     """The raw inputs of ``probe connect``, as the flags give them (None: flag absent)."""
 
     target: str = DEFAULT_HOST
     port: int | None = None
     ca_file: Path | None = None
     insecure: bool = False
-    cluster: ClusterOptions = field(default_factory=ClusterOptions)
+    cluster: ClusterOptions = ClusterOptions()
     server_name: str | None = None
     cert: Path | None = None
     key: Path | None = None
@@ -214,7 +213,7 @@ def build_probe_config(
     client = None
     if inputs.cert is not None and inputs.key is not None:
         client = files.load_client_identity(inputs.cert, inputs.key, timeout)
-    mqtt = dataclasses.replace(_mqtt_options(inputs, env, timeout), sat_request=sat_request)
+    mqtt = _mqtt_options(inputs, env, timeout)._replace(sat_request=sat_request)
     roundtrip = inputs.roundtrip or inputs.topic is not None
     if inputs.topic is not None:
         _flag("--topic", names.mqtt_topic_name, inputs.topic)

@@ -9,8 +9,8 @@ by default the kind's home), and the exit code follows that stage
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class Stage(StrEnum):
@@ -257,8 +257,7 @@ DEFAULT_HINTS: dict[ErrorKind, str] = {
 }
 
 
-@dataclass(frozen=True)
-class ErrorInfo:
+class ErrorInfo(NamedTuple):
     """Why a stage failed: the one error value of every report (``error`` in JSON).
 
     The pure core returns it; adapters raise it wrapped in ``ProbeError``.

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, NamedTuple, overload
 
 from mqtt_tls_probe.errors import EXIT_OK, ErrorInfo, Stage
 
@@ -79,16 +78,14 @@ TRUST_ANCHOR_FINDINGS: dict[FindingCode, FindingCode] = {
 }
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(NamedTuple):
     """Something worth knowing that does not fail the run (expiry soon, quickstart CA...)."""
 
     code: FindingCode
     message: str
 
 
-@dataclass(frozen=True)
-class CertInfo:
+class CertInfo(NamedTuple):
     """One certificate, described the way an operator reads it."""
 
     subject: str
@@ -151,8 +148,7 @@ class Described(Sequence[CertInfo]):
         return f"Described({list(self._all())!r})"
 
 
-@dataclass(frozen=True)
-class Unparseable:
+class Unparseable(NamedTuple):
     """A certificate ``cryptography`` cannot read in full, though OpenSSL may accept it.
 
     ``certificate`` is set when it loads but a part does not parse (a
@@ -168,15 +164,13 @@ class Unparseable:
         return hashlib.sha256(self.der).hexdigest()
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(NamedTuple):
     host: str
     port: int
     server_name: str
 
 
-@dataclass(frozen=True)
-class TrustBundle:
+class TrustBundle(NamedTuple):
     """The trust anchors as read, before they are described."""
 
     source: TrustSource
@@ -186,15 +180,13 @@ class TrustBundle:
     unparseable: tuple[Unparseable, ...] = ()  # skipped: cryptography cannot read them
 
 
-@dataclass(frozen=True)
-class TrustInfo:
+class TrustInfo(NamedTuple):
     source: TrustSource
     location: str
     certificates: Sequence[CertInfo] = ()
 
 
-@dataclass(frozen=True)
-class StageResult:
+class StageResult(NamedTuple):
     name: Stage
     ok: bool
     skipped: bool
@@ -202,8 +194,7 @@ class StageResult:
     detail: str
 
 
-@dataclass(frozen=True)
-class TlsInfo:
+class TlsInfo(NamedTuple):
     version: str | None
     cipher: str | None
     alpn: str | None
@@ -211,8 +202,7 @@ class TlsInfo:
     trace: tuple[TraceEvent, ...] | None = None
 
 
-@dataclass(frozen=True)
-class SatClaims:
+class SatClaims(NamedTuple):
     """Claims of a service account token, decoded without verifying it (never the token)."""
 
     audiences: tuple[str, ...]
@@ -222,26 +212,23 @@ class SatClaims:
     invalid: tuple[str, ...] = ()  # what is wrong with claims that are there but malformed
 
 
-@dataclass(frozen=True)
-class MqttInfo:
+class MqttInfo(NamedTuple):
     version: str
     reason_code: int | None
     reason: str | None
     fallback_from: str | None = None
-    properties: dict[str, int | str] = field(default_factory=dict)
+    properties: dict[str, int | str] = {}  # noqa: RUF012 (shared, never mutated)
     sat: SatClaims | None = None
 
 
-@dataclass(frozen=True)
-class RoundtripInfo:
+class RoundtripInfo(NamedTuple):
     topic: str
     subscribe_ms: float | None = None
     publish_ms: float | None = None
     receive_ms: float | None = None
 
 
-@dataclass(frozen=True)
-class ListenerInfo:
+class ListenerInfo(NamedTuple):
     """The BrokerListener port a discovered target came from (``--discover``)."""
 
     name: str
@@ -254,8 +241,7 @@ class ListenerInfo:
     address_source: str  # cluster_dns | load_balancer | node_port | port_forward
 
 
-@dataclass(frozen=True)
-class ForwardInfo:
+class ForwardInfo(NamedTuple):
     """The pod and port a built-in port-forward went through."""
 
     namespace: str
@@ -263,8 +249,7 @@ class ForwardInfo:
     port: int
 
 
-@dataclass(frozen=True)
-class ProbeReport:
+class ProbeReport(NamedTuple):
     """Everything ``probe connect`` found, in stage order."""
 
     target: Target

@@ -21,7 +21,7 @@ import math
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -128,13 +128,12 @@ def build_scan_plan(
     endpoints = [_endpoint(target, inputs.port, where) for target, where in named]
     host, port = endpoints[0]
     env = os.environ if environ is None else environ
-    base = build_probe_config(replace(inputs, target=host, port=port), env)
+    base = build_probe_config(inputs._replace(target=host, port=port), env)
     configs = tuple(
-        replace(
-            base,
+        base._replace(
             host=host,
             port=port,
-            tls=replace(base.tls, server_name=inputs.server_name or host),
+            tls=base.tls._replace(server_name=inputs.server_name or host),
             port_forward=forward_request(inputs, host),  # --port-forward: each its Service
         )
         for host, port in endpoints

@@ -60,8 +60,8 @@ import ssl
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -159,8 +159,7 @@ class _WireGuard:
         select.select([], [self._sock], [], seconds)
 
 
-@dataclass(frozen=True)
-class _Disconnect:
+class _Disconnect(NamedTuple):
     """A DISCONNECT the broker sent (MQTT 5): its reason code, name and reason string."""
 
     code: int
@@ -627,7 +626,7 @@ def _retry_in_311(
     refused: Connack | None = None,
 ) -> SessionOutcome:
     """The one retry with MQTT 3.1.1, after MQTT 5 was ``refused`` (None: dropped)."""
-    retry = MqttSession(reconnect(), replace(options, version="3.1.1"), tls_options, port)
+    retry = MqttSession(reconnect(), options._replace(version="3.1.1"), tls_options, port)
     try:
         connack = _connected(retry, deadline, timeout)
     except _ClosedOnConnect as exc:

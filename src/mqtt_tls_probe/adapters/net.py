@@ -13,14 +13,13 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from mqtt_tls_probe.core import classify
 from mqtt_tls_probe.errors import ErrorInfo, ProbeError
 
 
-@dataclass(frozen=True)
-class Address:
+class Address(NamedTuple):
     family: socket.AddressFamily
     sockaddr: tuple[str, int] | tuple[str, int, int, int]
 

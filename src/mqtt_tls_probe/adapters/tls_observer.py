@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import ssl
 import time
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from mqtt_tls_probe.adapters import tls_trace
@@ -93,8 +92,7 @@ class HandshakeObserver:
         summary = HandshakeSummary.of(self.events())
         hello = next((e for e in summary.events if e.type == "ClientHello"), None)
         groups = hello.fields.get("groups") if hello is not None else None
-        attempt = replace(
-            attempt,
+        attempt = attempt._replace(
             security_level=self.context.security_level,
             dsa_suites=offers_dss(self.context),
             offered_groups=groups if isinstance(groups, tuple) else None,
@@ -103,7 +101,7 @@ class HandshakeObserver:
         key = None
         if failure.reason in NEGOTIATION_ALERTS and not requested:
             key = self._server_key(summary.server_certificates())
-        return replace(failure, server_requested_certificate=requested, server_key=key), attempt
+        return failure._replace(server_requested_certificate=requested, server_key=key), attempt
 
     def _server_key(self, sent: tuple[bytes, ...]) -> ServerKey | None:
         from mqtt_tls_probe.core.server_key import server_key_from_der

@@ -308,7 +308,6 @@ def _discovered_plan(
     """The listener ports as targets. The cluster unreadable, or no port that can be probed:
     the error on stderr and exit 3. A port that cannot be probed is named on stderr, with
     why, and does not change the exit code."""
-    from dataclasses import replace
 
     from mqtt_tls_probe.adapters.discovery import discover
     from mqtt_tls_probe.config import build_probe_config
@@ -335,7 +334,7 @@ def _discovered_plan(
                 f"{probe.listener.problem}"
             )
     configs = [
-        replace(p.config, plain=False) if require_tls else p.config
+        p.config._replace(plain=False) if require_tls else p.config
         for p in probes
         if p.config is not None
     ]

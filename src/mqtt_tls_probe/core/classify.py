@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Collection
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from mqtt_tls_probe import aio
@@ -210,8 +209,7 @@ class ServerKey(NamedTuple):
 _NIST_CURVES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
 
 
-@dataclass(frozen=True)
-class HandshakeFailure:
+class HandshakeFailure(NamedTuple):
     """A failed TLS handshake (or a TLS error right after it), as facts the tables read."""
 
     reason: str = ""  # OpenSSL's reason name, "" when there is none
@@ -228,8 +226,7 @@ class HandshakeFailure:
     server_key: ServerKey | None = None
 
 
-@dataclass(frozen=True)
-class TlsAttempt:
+class TlsAttempt(NamedTuple):
     """What the client offered: the hints depend on it."""
 
     tls_min: str | None = None
@@ -552,8 +549,7 @@ V311_UNSUPPORTED_VERSION = 1
 V5_UNSUPPORTED_VERSION = 0x84
 
 
-@dataclass(frozen=True)
-class Connack:
+class Connack(NamedTuple):
     """A CONNACK as the broker sent it."""
 
     version: str

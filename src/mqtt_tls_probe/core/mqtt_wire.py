@@ -16,8 +16,8 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import IntEnum
+from typing import NamedTuple
 
 MAX_LENGTH_BYTES = 4  # a remaining length takes at most four bytes (MQTT 5 1.5.5)
 
@@ -64,8 +64,7 @@ def named(first_byte: int) -> str:
 # --- framing: packet boundaries and sizes, before the body is read -------------------
 
 
-@dataclass(frozen=True)
-class Refusal:
+class Refusal(NamedTuple):
     """A packet refused at its fixed header: which, whether for its size, and why."""
 
     packet: PacketType
@@ -136,8 +135,7 @@ _T = PacketType
 _ACKS = (_T.PUBACK, _T.PUBREC, _T.PUBREL, _T.PUBCOMP)
 
 
-@dataclass(frozen=True)
-class _Property:
+class _Property(NamedTuple):
     name: str
     kind: int
     packets: tuple[PacketType, ...]

@@ -32,8 +32,8 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from cryptography import x509
 
@@ -61,8 +61,7 @@ from mqtt_tls_probe.model import Finding, FindingCode
 _MAX_PATH = 8
 
 
-@dataclass(frozen=True)
-class ChainPath:
+class ChainPath(NamedTuple):
     """The chain as built from what the server sent toward the trust anchors."""
 
     certs: tuple[x509.Certificate, ...]  # leaf first, then the sent issuers used

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,7 @@ class Module:
         Raises:
             UsageError: a secret file can no longer be read, or the target does not parse.
         """
-        return build_probe_config(replace(self.inputs, target=target, port=None))
+        return build_probe_config(self.inputs._replace(target=target, port=None))
 
     def validate(self) -> None:
         """Build the module once, so that bad combinations and files fail at start."""

@@ -22,12 +22,10 @@ thread, and a stage the deadline cut fails as such (``core.deadline``).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import socket
 import ssl
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -171,7 +169,7 @@ class _Probe:
             left = abort.remaining()
             if left <= 0:
                 raise ProbeError.from_info(deadline_error(name, abort.seconds))
-            self.config = replace(self.config, timeout=min(self.stage_timeout, left))
+            self.config = self.config._replace(timeout=min(self.stage_timeout, left))
             self.deadline = time.monotonic() + self.config.timeout  # the stage's, shortened
             try:
                 return step()
@@ -194,7 +192,7 @@ class _Probe:
             detail = step()
         except ProbeError as exc:
             ms = (time.perf_counter() - started) * 1000
-            self.error = dataclasses.replace(exc.info, stage=name)
+            self.error = exc.info._replace(stage=name)
             self.results.append(StageResult(name, ok=False, skipped=False, ms=ms, detail=exc.kind))
             return
         ms = (time.perf_counter() - started) * 1000
@@ -214,7 +212,7 @@ class _Probe:
         if c.trace and self.observer is not None and self.observer.available:
             self.trace = tuple(self.observer.events())
         if self.trace is not None:
-            tls_info = dataclasses.replace(tls_info or TlsInfo(None, None, None), trace=self.trace)
+            tls_info = (tls_info or TlsInfo(None, None, None))._replace(trace=self.trace)
         return ProbeReport(
             target=Target(c.host, c.port, c.server_name),
             verified=not c.trust.insecure and not c.plain,
@@ -264,8 +262,8 @@ class _Probe:
             from mqtt_tls_probe.adapters.token_request import EXPIRATION_SECONDS, mint_token
 
             token = mint_token(self.config.trust.cluster, request, self.config.timeout)
-            mqtt = dataclasses.replace(self.config.mqtt, sat_token=token)
-            self.config = dataclasses.replace(self.config, mqtt=mqtt)
+            mqtt = self.config.mqtt._replace(sat_token=token)
+            self.config = self.config._replace(mqtt=mqtt)
             detail += (
                 f"; K8S-SAT minted for {request.namespace}/{request.name} "
                 f"(audience {request.audience}, {EXPIRATION_SECONDS} s)"
@@ -656,4 +654,4 @@ def _withheld_on_plain(options: MqttOptions) -> MqttOptions:
     """``options`` without credentials: nothing secret crosses a connection without TLS."""
     if options.username is None and options.password is None and options.sat_token is None:
         return options
-    return dataclasses.replace(options, username=None, password=None, sat_token=None)
+    return options._replace(username=None, password=None, sat_token=None)

@@ -17,7 +17,6 @@ the port expects, an MQTT refusal's hint names the flag that supplies it.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -104,8 +103,7 @@ def _config(target: DiscoveredTarget, namespace: str, inputs: ConnectInputs) -> 
     if inputs.sat_serviceaccount is not None and audience is None and port.audiences:
         audience = port.audiences[0]
     built = build_probe_config(
-        dataclasses.replace(
-            inputs,
+        inputs._replace(
             target=f"[{host}]" if ":" in host else host,
             port=target.dial_port,
             server_name=inputs.server_name or target.server_name,
@@ -113,8 +111,7 @@ def _config(target: DiscoveredTarget, namespace: str, inputs: ConnectInputs) -> 
             sat_audience=audience,
         )
     )
-    return dataclasses.replace(
-        built,
+    return built._replace(
         plain=not port.tls,
         listener=listener_info(target),
         credential_hint=_missing_credential(target, inputs),

@@ -8,7 +8,6 @@ others are described as usual.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -77,7 +76,7 @@ class _Watch:
             return info
         self.observer.stop()
         events = tuple(self.observer.events())
-        return dataclasses.replace(info or TlsInfo(None, None, None), trace=events)
+        return (info or TlsInfo(None, None, None))._replace(trace=events)
 
 
 _CERTIFICATE_SUFFIXES = (".pem", ".crt", ".der", ".cer")

@@ -30,7 +30,7 @@ import resource
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from mqtt_tls_probe.adapters.abort import AbortHandle
@@ -274,7 +274,7 @@ class _Scan:
     def _config(self, target: int) -> ProbeConfig:
         config = self.plan.targets[target]
         if self.plan.fresh_client_ids:
-            config = replace(config, mqtt=replace(config.mqtt, client_id=new_client_id()))
+            config = config._replace(mqtt=config.mqtt._replace(client_id=new_client_id()))
         return config
 
 
