@@ -86,13 +86,19 @@ def read_single(data: bytes, tag: int) -> Element:
     return element
 
 
-def children(data: bytes, parent: Element) -> list[Element]:
-    """The elements inside a constructed ``parent``, which must fill it exactly."""
+def children(data: bytes, parent: Element, at_most: int | None = None) -> list[Element]:
+    """The elements inside a constructed ``parent``, which must fill it exactly.
+
+    ``at_most`` stops early on a structure of known size, so that a megabyte of
+    tiny elements costs nothing where three are expected.
+    """
     if not parent.tag & 0x20:
         raise DerError("not a constructed element")
-    found = []
+    found: list[Element] = []
     at = parent.content
     while at < parent.end:
+        if at_most is not None and len(found) == at_most:
+            raise DerError("more elements than the structure has")
         element = read(data, at, parent.end)
         found.append(element)
         at = element.end

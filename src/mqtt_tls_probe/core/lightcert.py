@@ -141,7 +141,9 @@ _SHORT_NAMES = {
 COMMON_NAME = "2.5.4.3"
 # cryptography's x509/name.py: _NAMEOID_LENGTH_LIMIT, in UTF-8 bytes; outside them it warns.
 _LENGTH_LIMITS = {"2.5.4.6": (2, 2), "1.3.6.1.4.1.311.60.2.1.3": (2, 2), COMMON_NAME: (1, 64)}
-_NAME_STRING_TAGS = frozenset({der.UTF8_STRING, der.PRINTABLE_STRING, der.IA5_STRING, der.BMP_STRING})
+_NAME_STRING_TAGS = frozenset(
+    {der.UTF8_STRING, der.PRINTABLE_STRING, der.IA5_STRING, der.BMP_STRING}
+)
 _MAX_SERIAL_OCTETS = 20
 _SECONDS_PER_DAY = 86400
 
@@ -195,7 +197,7 @@ def read_light(data: bytes) -> LightCert | None:
 
 def _read(data: bytes) -> LightCert | None:
     cert = der.read_single(data, der.SEQUENCE)
-    parts = der.children(data, cert)
+    parts = der.children(data, cert, 3)
     if len(parts) != 3:
         return None
     tbs, outer_algorithm, signature = parts
@@ -203,13 +205,13 @@ def _read(data: bytes) -> LightCert | None:
     signature_bits, _ = der.bit_string(data, signature)
     if not signature_bits or signature.value(data)[0] != 0:
         return None
-    fields = der.children(data, tbs)
+    fields = der.children(data, tbs, 8)
     if len(fields) != 8:  # version, serial, sig, issuer, validity, subject, spki, [3]
         return None
     version_tag, serial_el, inner_algorithm, issuer_el, validity, subject_el, spki, ext_tag = fields
     if version_tag.tag != 0xA0 or ext_tag.tag != 0xA3:
         return None
-    version_items = der.children(data, version_tag)
+    version_items = der.children(data, version_tag, 1)
     if len(version_items) != 1 or der.integer(data, version_items[0]) != 2:
         return None
     serial = der.integer(data, serial_el)
@@ -225,7 +227,7 @@ def _read(data: bytes) -> LightCert | None:
     subject = _name(data, subject_el)
     if issuer is None or subject is None:
         return None
-    times = der.children(data, der.expect(validity, der.SEQUENCE))
+    times = der.children(data, der.expect(validity, der.SEQUENCE), 2)
     if len(times) != 2:
         return None
     not_before, not_after = der.time(data, times[0]), der.time(data, times[1])
@@ -238,8 +240,6 @@ def _read(data: bytes) -> LightCert | None:
         return None
     key_text, spki_algorithm = key
     extensions = _extensions(data, ext_tag)
-    if extensions is None:
-        return None
     issuer_text, subject_text = _rfc4514(issuer.rdns), _rfc4514(subject.rdns)
     return LightCert(
         der=data,
@@ -293,7 +293,7 @@ def _name(data: bytes, element: Element) -> LightName | None:
             return None  # not DER's SET OF order
         attributes = []
         for member in members:
-            pair = der.children(data, der.expect(member, der.SEQUENCE))
+            pair = der.children(data, der.expect(member, der.SEQUENCE), 2)
             if len(pair) != 2 or pair[1].tag not in _NAME_STRING_TAGS:
                 return None
             oid = der.oid(data, pair[0])
@@ -343,7 +343,7 @@ def escape_dn_value(value: str) -> str:
 
 def _key(data: bytes, spki: Element) -> tuple[str, bytes] | None:
     """certinfo.key_description's text and the SPKI AlgorithmIdentifier, or None."""
-    parts = der.children(data, der.expect(spki, der.SEQUENCE))
+    parts = der.children(data, der.expect(spki, der.SEQUENCE), 2)
     if len(parts) != 2:
         return None
     algorithm = data[parts[0].start : parts[0].end]
@@ -378,7 +378,7 @@ def _on_curve(point: bytes, curve: tuple[str, int, int, int]) -> bool:
 def _rsa_bits(bits: bytes) -> int | None:
     """The modulus size of an RSAPublicKey, within sizes OpenSSL loads without question."""
     key = der.read_single(bits, der.SEQUENCE)
-    items = der.children(bits, key)
+    items = der.children(bits, key, 2)
     if len(items) != 2:
         return None
     modulus, exponent = der.integer(bits, items[0]), der.integer(bits, items[1])
@@ -405,117 +405,121 @@ class _Extensions(NamedTuple):
     listed: tuple[tuple[str, bool], ...]
 
 
-def _extensions(data: bytes, wrapper: Element) -> _Extensions | None:
-    """The six extensions this reader knows; any other extension (critical or not) → None.
-
-    cryptography parses many more extensions eagerly and may refuse malformed ones;
-    an extension unknown here is never known to be harmless, so it ends the light path.
-    """
-    inner = der.children(data, wrapper)
-    if len(inner) != 1:
-        return None
-    items = der.children(data, der.expect(inner[0], der.SEQUENCE))
-    if not items:
-        return None
-    values: dict[str, tuple[bytes, bool]] = {}
-    listed = []
-    for item in items:
-        fields = der.children(data, der.expect(item, der.SEQUENCE))
-        if len(fields) == 3:
-            # DER forbids encoding the DEFAULT FALSE (cryptography refuses it too).
-            if not der.boolean(data, fields[1]):
-                return None
-            critical = True
-        elif len(fields) == 2:
-            critical = False
-        else:
-            return None
-        oid = der.oid(data, fields[0])
-        if oid in values:
-            return None
-        values[oid] = (der.octet_string(data, fields[-1]), critical)
-        listed.append((oid, critical))
-    if not set(values) <= {
+_KNOWN_EXTENSIONS = frozenset(
+    {
         BASIC_CONSTRAINTS,
         KEY_USAGE,
         EXTENDED_KEY_USAGE,
         SUBJECT_ALT_NAME,
         SUBJECT_KEY_ID,
         AUTHORITY_KEY_ID,
-    }:
-        return None
+    }
+)
+
+
+def _extensions(data: bytes, wrapper: Element) -> _Extensions:
+    """The six extensions this reader knows; any other extension (critical or not) raises.
+
+    cryptography parses many more extensions eagerly and may refuse malformed ones;
+    an extension unknown here is never known to be harmless, so it ends the light path.
+    Refusals raise ``DerError``: ``read_light`` turns them into None.
+    """
+    values, listed = _extension_values(data, wrapper)
     basic = None
     if BASIC_CONSTRAINTS in values:
         value, critical = values[BASIC_CONSTRAINTS]
-        parsed = _basic_constraints(value)
-        if parsed is None:
-            return None
-        basic = (parsed[0], parsed[1], critical)
+        ca, path_length = _basic_constraints(value)
+        basic = (ca, path_length, critical)
     usage = _key_usage(values[KEY_USAGE][0]) if KEY_USAGE in values else None
-    if KEY_USAGE in values and usage is None:
-        return None
     eku = _eku(values[EXTENDED_KEY_USAGE][0]) if EXTENDED_KEY_USAGE in values else None
-    if EXTENDED_KEY_USAGE in values and eku is None:
-        return None
-    names: tuple[tuple[str, ...], tuple[str, ...], tuple[bytes, ...]] | None = ((), (), ())
+    names: tuple[tuple[str, ...], tuple[str, ...], tuple[bytes, ...]] = ((), (), ())
     if SUBJECT_ALT_NAME in values:
         names = _sans(values[SUBJECT_ALT_NAME][0])
-        if names is None:
-            return None
     ski = None
     if SUBJECT_KEY_ID in values:
         ski_value = values[SUBJECT_KEY_ID][0]
         ski = der.octet_string(ski_value, der.read_single(ski_value, der.OCTET_STRING))
     aki = _aki(values[AUTHORITY_KEY_ID][0]) if AUTHORITY_KEY_ID in values else None
-    if AUTHORITY_KEY_ID in values and aki is None:
-        return None
     return _Extensions(basic, usage, eku, names[0], names[1], names[2], ski, aki, tuple(listed))
 
 
-def _basic_constraints(value: bytes) -> tuple[bool, int | None] | None:
+def _extension_values(
+    data: bytes, wrapper: Element
+) -> tuple[dict[str, tuple[bytes, bool]], list[tuple[str, bool]]]:
+    """Each extension's value and criticality by OID, and the (OID, critical) list."""
+    inner = der.children(data, wrapper, 1)
+    if len(inner) != 1:
+        raise DerError("[3] must hold one SEQUENCE")
+    items = der.children(data, der.expect(inner[0], der.SEQUENCE))
+    if not items:
+        raise DerError("empty extensions")
+    values: dict[str, tuple[bytes, bool]] = {}
+    listed = []
+    for item in items:
+        fields = der.children(data, der.expect(item, der.SEQUENCE), 3)
+        if len(fields) not in (2, 3):
+            raise DerError("malformed extension")
+        # DER forbids encoding the DEFAULT FALSE (cryptography refuses it too).
+        if len(fields) == 3 and not der.boolean(data, fields[1]):
+            raise DerError("critical FALSE encoded")
+        critical = len(fields) == 3
+        oid = der.oid(data, fields[0])
+        if oid in values:
+            raise DerError("duplicate extension")
+        if oid not in _KNOWN_EXTENSIONS:
+            raise DerError(f"extension {oid} is not on the light path")
+        values[oid] = (der.octet_string(data, fields[-1]), critical)
+        listed.append((oid, critical))
+    return values, listed
+
+
+def _basic_constraints(value: bytes) -> tuple[bool, int | None]:
     seq = der.read_single(value, der.SEQUENCE)
     items = der.children(value, seq)
     ca = False
     path_length = None
     if items and items[0].tag == der.BOOLEAN:
         if not der.boolean(value, items[0]):
-            return None  # an encoded DEFAULT
+            raise DerError("cA FALSE encoded")
         ca = True
         items = items[1:]
     if items:
         if len(items) != 1:
-            return None
+            raise DerError("malformed basicConstraints")
         path_length = der.integer(value, items[0])
         # cryptography: path_length must be None when ca is False; it must not be negative.
         if path_length < 0 or not ca:
-            return None
+            raise DerError("pathLenConstraint cryptography refuses")
     return ca, path_length
 
 
-def _key_usage(value: bytes) -> tuple[str, ...] | None:
+def _key_usage(value: bytes) -> tuple[str, ...]:
     bits, _ = der.bit_string(value, der.read_single(value, der.BIT_STRING))
     if not bits or len(bits) > 2 or (len(bits) == 2 and bits[1] & 0x7F):
-        return None
+        raise DerError("keyUsage outside the light profile")
     flags = int.from_bytes(bits.ljust(2, b"\0"), "big")
     set_bits = [i for i in range(9) if flags & (0x8000 >> i)]
     agreement = 4 in set_bits
     if not agreement and (7 in set_bits or 8 in set_bits):
-        return None  # cryptography's KeyUsage refuses encipher/decipherOnly without agreement
+        # cryptography's KeyUsage refuses encipher/decipherOnly without keyAgreement.
+        raise DerError("encipherOnly or decipherOnly without keyAgreement")
     return tuple(_KEY_USAGE_BITS[i] for i in set_bits)
 
 
-def _eku(value: bytes) -> tuple[str, ...] | None:
+def _eku(value: bytes) -> tuple[str, ...]:
     seq = der.read_single(value, der.SEQUENCE)
     oids = tuple(der.oid(value, item) for item in der.children(value, seq))
-    return oids or None
+    if not oids:
+        raise DerError("empty extendedKeyUsage")
+    return oids
 
 
-def _sans(value: bytes) -> tuple[tuple[str, ...], tuple[str, ...], tuple[bytes, ...]] | None:
+def _sans(value: bytes) -> tuple[tuple[str, ...], tuple[str, ...], tuple[bytes, ...]]:
     """certinfo.subject_alt_names (DNS, then IP, then URI), the DNS names and raw IPs."""
     seq = der.read_single(value, der.SEQUENCE)
     items = der.children(value, seq)
     if not items:
-        return None
+        raise DerError("empty subjectAltName")
     dns: list[str] = []
     uris: list[str] = []
     ips: list[bytes] = []
@@ -523,7 +527,7 @@ def _sans(value: bytes) -> tuple[tuple[str, ...], tuple[str, ...], tuple[bytes, 
         body = item.value(value)
         if item.tag in (0x81, 0x82, 0x86):  # rfc822Name, dNSName, URI: IA5String
             if not all(0x20 <= byte < 0x7F for byte in body):
-                return None
+                raise DerError("IA5String outside printable ASCII")
             text = body.decode("ascii")
             if item.tag == 0x82:
                 dns.append(text)
@@ -531,10 +535,10 @@ def _sans(value: bytes) -> tuple[tuple[str, ...], tuple[str, ...], tuple[bytes, 
                 uris.append(text)
         elif item.tag == 0x87:
             if len(body) not in (4, 16):
-                return None
+                raise DerError("iPAddress of a length other than 4 or 16")
             ips.append(body)
         else:
-            return None  # other general names: not needed, never guessed
+            raise DerError("a general name kind not on the light path")
     shown = [f"DNS:{name}" for name in dns]
     if ips:
         import ipaddress  # only when an IP SAN is present: it costs ~1 ms to import
@@ -544,12 +548,12 @@ def _sans(value: bytes) -> tuple[tuple[str, ...], tuple[str, ...], tuple[bytes, 
     return tuple(shown), tuple(dns), tuple(ips)
 
 
-def _aki(value: bytes) -> bytes | None:
-    """The keyIdentifier of an AKI that holds only that (the other fields → None)."""
+def _aki(value: bytes) -> bytes:
+    """The keyIdentifier of an AKI that holds only that (other fields raise)."""
     seq = der.read_single(value, der.SEQUENCE)
     items = der.children(value, seq)
     if len(items) != 1 or items[0].tag != 0x80:
-        return None
+        raise DerError("authorityKeyIdentifier outside the light profile")
     return items[0].value(value)
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from itertools import pairwise
 
 from mqtt_tls_probe.core.lightcert import (
     AUTHORITY_KEY_ID,
@@ -90,7 +91,7 @@ def strict_accepts(
     if any(cert.der == anchor.der for cert in chain):
         return False
     path = [*chain, anchor]
-    for child, issuer in zip(path, path[1:], strict=False):
+    for child, issuer in pairwise(path):
         if child.issuer.der != issuer.subject.der:
             return False
         if child.aki is not None and issuer.ski is not None and child.aki != issuer.ski:
@@ -144,7 +145,9 @@ def _ee_extensions(cert: LightCert) -> bool:
         return False
     if cert.basic_constraints is not None and cert.basic_constraints[0]:
         return False
-    if cert.eku_oids is not None and (present[EXTENDED_KEY_USAGE] or SERVER_AUTH not in cert.eku_oids):
+    if cert.eku_oids is not None and (
+        present[EXTENDED_KEY_USAGE] or SERVER_AUTH not in cert.eku_oids
+    ):
         return False
     return set(present) <= {
         AUTHORITY_KEY_ID,
