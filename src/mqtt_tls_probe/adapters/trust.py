@@ -7,11 +7,21 @@ Kubernetes client); ``cluster`` never imports this module.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 from mqtt_tls_probe.adapters import files
 from mqtt_tls_probe.config import TrustOptions
+from mqtt_tls_probe.core.lightcert import LightCert, pem_blocks, read_light
 from mqtt_tls_probe.errors import ErrorKind, ProbeError
 from mqtt_tls_probe.model import TrustBundle, TrustSource
+
+
+class LightBundle(NamedTuple):
+    """A CA file whose every certificate ``core.lightcert`` read: no cryptography needed yet."""
+
+    location: str
+    data: bytes  # the file as read: PEM and nothing else, for OpenSSL and, on demand, cryptography
+    anchors: tuple[LightCert, ...]
 
 
 def load_trust(options: TrustOptions, timeout: float) -> TrustBundle:
@@ -33,6 +43,25 @@ def load_ca_file(path: Path, wait: float = files.DEFAULT_PIPE_WAIT) -> TrustBund
     from mqtt_tls_probe.core.trust_bundle import read_bundle  # cryptography: only when needed
 
     data = read_certificate_file(path, "The CA file", wait)
+    return read_bundle(TrustSource.FILE, str(path), data)
+
+
+def load_ca_file_light(
+    path: Path, wait: float = files.DEFAULT_PIPE_WAIT
+) -> LightBundle | TrustBundle:
+    """The CA file read by ``core.lightcert`` when it can read all of it, else by cryptography.
+
+    Raises:
+        ProbeError: as ``load_ca_file``.
+    """
+    data = read_certificate_file(path, "The CA file", wait)
+    blocks = pem_blocks(data) or []
+    anchors = [read_light(der) for der in blocks]
+    light = [anchor for anchor in anchors if anchor is not None]
+    if blocks and len(light) == len(blocks):
+        return LightBundle(str(path), data, tuple(light))
+    from mqtt_tls_probe.core.trust_bundle import read_bundle  # cryptography: only when needed
+
     return read_bundle(TrustSource.FILE, str(path), data)
 
 

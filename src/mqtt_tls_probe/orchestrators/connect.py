@@ -32,10 +32,12 @@ from typing import TYPE_CHECKING
 from mqtt_tls_probe.adapters import net, tls
 from mqtt_tls_probe.adapters.mqtt import MqttSession, default_topic, open_session, refusal
 from mqtt_tls_probe.adapters.tls_observer import HandshakeObserver
-from mqtt_tls_probe.adapters.trust import load_trust
+from mqtt_tls_probe.adapters.trust import LightBundle, load_ca_file_light, load_trust
 from mqtt_tls_probe.config import MqttOptions, ProbeConfig
+from mqtt_tls_probe.core import light_verify
 from mqtt_tls_probe.core.cert_findings import trusted_ca_finding
 from mqtt_tls_probe.core.classify import Connack
+from mqtt_tls_probe.core.lightcert import read_light
 from mqtt_tls_probe.errors import ErrorInfo, ErrorKind, ProbeError, Stage
 from mqtt_tls_probe.model import (
     CertInfo,
@@ -101,7 +103,11 @@ class _Probe:
         self.results: list[StageResult] = []
         self.error: ErrorInfo | None = None
         self.warnings: list[Finding] = []
-        self.bundle = TrustBundle(TrustSource.NONE, "", ())
+        # The trust anchors, as cryptography reads them; None while only the light reader
+        # has read them (``self.light``): the ``bundle`` property reads them on demand.
+        self._bundle: TrustBundle | None = TrustBundle(TrustSource.NONE, "", ())
+        self.light: LightBundle | None = None
+        self.sent_der: list[bytes] | None = None  # the chain as sent, on the light path
         self.addresses: list[net.Address] = []
         self.address: net.Address | None = None
         self.tcp_seconds = 0.0
@@ -122,6 +128,15 @@ class _Probe:
         self.shared = shared
         self.abort = abort
         self.stage_timeout = config.timeout  # --timeout, before a deadline shortens it
+
+    @property
+    def bundle(self) -> TrustBundle:
+        if self._bundle is None:  # read by the light reader so far: a report asks for more
+            from mqtt_tls_probe.core.trust_bundle import read_bundle
+
+            assert self.light is not None  # noqa: S101 (narrowing)
+            self._bundle = read_bundle(TrustSource.FILE, self.light.location, self.light.data)
+        return self._bundle
 
     # --- orchestration ------------------------------------------------------
 
@@ -204,10 +219,12 @@ class _Probe:
             trust = self.shared.described  # described once for all the probes
             chain: Sequence[CertInfo] = self.shared.memo.describe_all(self.chain, self.now)
         else:  # described when a renderer reads them: a text success never does
-            bundle, sent, now = self.bundle, self.chain, self.now
-            anchors = Described(lambda: _describe(bundle.certificates, now, as_trust_anchor=True))
-            trust = TrustInfo(bundle.source, bundle.location, anchors)
-            chain = Described(lambda: _describe(sent, now))
+            now = self.now
+            trust = TrustInfo(
+                *self._trust_origin(),
+                Described(lambda: _describe(self.bundle.certificates, now, as_trust_anchor=True)),
+            )
+            chain = Described(lambda: _describe(self._sent_chain(), now))
         tls_info = self.tls_info
         if c.trace and self.observer is not None and self.observer.available:
             self.trace = tuple(self.observer.events())
@@ -227,6 +244,18 @@ class _Probe:
             forward=self.forward,
             listener=c.listener,
         )
+
+    def _trust_origin(self) -> tuple[TrustSource, str]:
+        if self.light is not None:
+            return TrustSource.FILE, self.light.location
+        return self.bundle.source, self.bundle.location
+
+    def _sent_chain(self) -> list[certinfo.Loaded]:
+        if self.sent_der is None:
+            return self.chain
+        from mqtt_tls_probe.core.certinfo import load_der
+
+        return [load_der(der) for der in self.sent_der]
 
     def _remaining(self) -> float:
         """Seconds left to the running stage (never negative)."""
@@ -271,8 +300,6 @@ class _Probe:
         return detail
 
     def _trust_anchor(self) -> str:
-        from mqtt_tls_probe.core import certinfo
-
         if self.config.plain:
             self.warnings.append(
                 Finding(
@@ -282,7 +309,18 @@ class _Probe:
                 )
             )
             return "not needed: the port does not use TLS"
-        self.bundle = self._load_trust()
+        if self._light_eligible():
+            loaded = load_ca_file_light(self.config.trust.ca_file, self.config.timeout)  # type: ignore[arg-type]
+            if isinstance(loaded, LightBundle):
+                self.light, self._bundle = loaded, None
+                self.warnings.extend(light_verify.anchor_warnings(loaded.anchors, self.now))
+                names = [light_verify.display_name(a) for a in loaded.anchors]
+                return _trust_detail(names, loaded.location, "")
+            self._bundle = loaded
+        else:
+            self._bundle = self._load_trust()
+        from mqtt_tls_probe.core import certinfo
+
         certs = self.bundle.certificates
         if self.bundle.source is TrustSource.NONE:
             return "none: --insecure, the server's certificate is not verified"
@@ -294,8 +332,6 @@ class _Probe:
                 reported = trusted_ca_finding(finding, _cn(cert))
                 if reported is not None:
                     self.warnings.append(reported)
-        names = "; ".join(_cn(c) for c in certs)
-        plural = "s" if len(certs) > 1 else ""
         note = f", {self.bundle.note}" if self.bundle.note else ""
         skipped = self.bundle.unparseable
         for item in skipped:
@@ -304,7 +340,12 @@ class _Probe:
             self.warnings.append(certinfo.unparseable_finding(item, what, consequence))
         if skipped:
             note += f", {len(skipped)} skipped (cryptography cannot parse them)"
-        return f"{len(certs)} CA{plural} from {self.bundle.location}{note}: {names}"
+        return _trust_detail([_cn(c) for c in certs], self.bundle.location, note)
+
+    def _light_eligible(self) -> bool:
+        """A CA file of its own, verified: the light reader may read it (connect alone)."""
+        trust = self.config.trust
+        return self.shared is None and trust.ca_file is not None and not trust.insecure
 
     def resolve(self) -> str:
         c = self.config
@@ -358,14 +399,17 @@ class _Probe:
         )
 
     def handshake(self) -> str:
-        from mqtt_tls_probe.core import certinfo
-
         c = self.config
         verifying = not c.trust.insecure
         if self.shared is not None and self.shared.context is not None:
             context = self.shared.context  # a scan's: no per-probe recorder on it
         else:
-            pem = certinfo.to_pem(self.bundle.certificates).decode("ascii")
+            if self.light is not None:  # PEM and nothing else (pem_blocks saw to it)
+                pem = self.light.data.decode("ascii")
+            else:
+                from mqtt_tls_probe.core.certinfo import to_pem
+
+                pem = to_pem(self.bundle.certificates).decode("ascii")
             context = tls.build_context(pem or None, c.tls, verify=verifying)
             self._watch_handshake(context)
         self.context = context
@@ -441,6 +485,10 @@ class _Probe:
         )
 
     def verify_chain(self) -> str:
+        if self.light is not None and self.rejection is None:
+            detail = self._verify_light()
+            if detail is not None:
+                return detail
         from mqtt_tls_probe.core import verify
 
         c = self.config
@@ -470,6 +518,29 @@ class _Probe:
         top = paths.build_path(chain, anchors).anchor if chain else None
         by = f", issued under {_cn(top)}" if top is not None and top is not leaf else ""
         return f"chain of {len(self.chain)} trusted for {c.server_name}{by}"
+
+    def _verify_light(self) -> str | None:
+        """A verified chain's findings from the light reader; None: cryptography must tell."""
+        assert self.tls_socket is not None  # noqa: S101 (narrowing)
+        assert self.light is not None  # noqa: S101 (narrowing)
+        sent = tls.sent_chain_der(self.tls_socket)
+        verified = tls.verified_chain_der(self.tls_socket)
+        read = {der: read_light(der) for der in [*sent, *verified]}
+        certs = [read[der] for der in verified]
+        if len(certs) < 2 or any(read[der] is None for der in sent):
+            return None
+        path = [cert for cert in certs if cert is not None]
+        anchor = path.pop()
+        if len(path) + 1 != len(certs) or anchor not in self.light.anchors:
+            return None
+        c = self.config
+        found = light_verify.chain_warnings(path, anchor, c.server_name, self.now)
+        if found is None:
+            return None
+        self.sent_der = sent
+        self.warnings.extend(found)
+        by = light_verify.display_name(anchor)
+        return f"chain of {len(sent)} trusted for {c.server_name}, issued under {by}"
 
     def _read_rejected_chain(self) -> None:
         """The chain OpenSSL rejected: from the trace's Certificate message, else re-fetched.
@@ -642,6 +713,11 @@ def _describe(
     from mqtt_tls_probe.core import certinfo  # cryptography: only when the report is read
 
     return certinfo.describe_all(certs, now, as_trust_anchor=as_trust_anchor)
+
+
+def _trust_detail(names: Sequence[str], location: str, note: str) -> str:
+    plural = "s" if len(names) > 1 else ""
+    return f"{len(names)} CA{plural} from {location}{note}: {'; '.join(names)}"
 
 
 def _cn(cert: x509.Certificate) -> str:
