@@ -32,11 +32,18 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import urllib3
-from urllib3 import exceptions
-
-from mqtt_tls_probe.adapters.kube_modules import client_modules
+from mqtt_tls_probe.adapters.kube_modules import (
+    bind_urllib3_http2,
+    client_modules,
+    defer_urllib3_http2,
+)
 from mqtt_tls_probe.errors import ErrorKind, ProbeError
+
+defer_urllib3_http2()  # before urllib3's first import: kube_modules says why
+import urllib3  # noqa: E402
+from urllib3 import exceptions  # noqa: E402
+
+bind_urllib3_http2()
 
 MAX_BODY = 4 * 1024 * 1024
 _CHUNK = 64 * 1024
