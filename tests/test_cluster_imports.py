@@ -17,6 +17,8 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from mqtt_tls_probe.aio import NAMESPACE, TRUST_BUNDLE_CONFIGMAP
 from mqtt_tls_probe.dev.pki import PkiFiles
 
@@ -36,14 +38,17 @@ HEAVY = (
     "kubernetes.utils.create_from_yaml",
     "kubernetes.watch",
     "kubernetes.stream",
-    "multiprocessing.pool",
+    "multiprocessing",  # Configuration's cpu_count() (kube_modules)
+    "typing_extensions",  # NotRequired and Self, typing's own on 3.11 (kube_modules)
+    "importlib.metadata",  # urllib3.http2's __init__ (kube_modules)
 )
 
 _RUN_AND_LIST = """
 import json, sys
 from mqtt_tls_probe.cli import main
 refresh = "--then-refresh" in sys.argv
-sys.argv = ["probe", *(a for a in sys.argv[1:] if a != "--then-refresh")]
+stood_in = "--then-stood-in" in sys.argv
+sys.argv = ["probe", *(a for a in sys.argv[1:] if not a.startswith("--then-"))]
 try:
     main()
 except SystemExit as exited:
@@ -56,6 +61,16 @@ if refresh:  # what an OIDC refresh would reach for
     kube_config.OAuth2Session(client_id="probe")
     kube_config.oauthlib.oauth2.rfc6749.errors.InvalidClientIdError
     after = sorted(n for n in HEAVY if n in sys.modules)
+if stood_in:  # what any other importer of the deferred and stood-in modules gets
+    import multiprocessing, typing_extensions, urllib3
+    from kubernetes.client import configuration
+    after = [
+        callable(urllib3.http2.inject_into_urllib3),
+        "importlib.metadata" in sys.modules,
+        hasattr(typing_extensions, "TypeIs"),
+        configuration.multiprocessing.cpu_count() == multiprocessing.cpu_count(),
+        type(sys.modules["multiprocessing"]).__name__,
+    ]
 print(json.dumps({"code": code, "heavy": heavy, "loader": loader, "after": after}), file=sys.stderr)
 """
 
@@ -87,6 +102,19 @@ def test_bundle_imports_neither_api_client_nor_the_oauth_stack(
     after = report["after"]
     assert isinstance(after, list)
     assert {"requests_oauthlib", "oauthlib", "requests"} <= set(after)
+
+
+def test_deferred_and_stood_in_modules_are_the_real_ones_for_anyone_else(
+    tmp_path: Path, pki: PkiFiles
+) -> None:
+    with FakeApiServer(tmp_path / "api") as api:
+        api.add_configmap(NAMESPACE, TRUST_BUNDLE_CONFIGMAP, {"ca.crt": pki.ca_cert.read_text()})
+        config = str(api.kubeconfig(tmp_path / "kubeconfig"))
+        report = _bundle_in_a_child("--kubeconfig", config, "--then-stood-in")
+    assert report["code"] == 0
+    assert report["heavy"] == []
+    # urllib3.http2's __init__ ran on first use; typing_extensions and multiprocessing are real.
+    assert report["after"] == [True, True, True, True, "module"]
 
 
 def test_the_client_version_is_the_one_these_lines_were_read_in() -> None:
@@ -150,3 +178,74 @@ def test_configuration_and_rest_have_what_the_transport_uses() -> None:
     assert "_new_conn" in vars(HTTPConnection)
     for connection in (HTTPConnection, HTTPSConnection):
         assert "self._new_conn()" in inspect.getsource(connection.connect)
+
+
+def test_the_stood_in_imports_are_the_ones_upstream_makes() -> None:
+    """kube_modules stands in for typing_extensions and multiprocessing during these imports."""
+    import typing
+
+    import typing_extensions
+
+    from mqtt_tls_probe.adapters.kube_modules import client_modules, new_configuration
+
+    modules = client_modules()
+    configuration_source = inspect.getsource(modules.configuration)
+    assert "\nfrom typing_extensions import NotRequired, Self\n" in configuration_source
+    exceptions = sys.modules["kubernetes.client.exceptions"]
+    assert "\nfrom typing_extensions import Self\n" in inspect.getsource(exceptions)
+    # ...which on this Python are typing's own objects.
+    assert typing_extensions.NotRequired is typing.NotRequired
+    assert typing_extensions.Self is typing.Self
+    # multiprocessing: only cpu_count(), only when no pool size is given.
+    uses = [
+        line.strip() for line in configuration_source.splitlines() if "multiprocessing." in line
+    ]
+    assert uses == [
+        "self.connection_pool_maxsize = connection_pool_maxsize if connection_pool_maxsize is "
+        "not None else multiprocessing.cpu_count() * 5"
+    ]
+    stock = type.__call__(modules.configuration.Configuration)
+    assert new_configuration(modules.configuration).connection_pool_maxsize == (
+        stock.connection_pool_maxsize
+    )
+
+
+def test_urllib3_http2_init_is_what_imports_importlib_metadata() -> None:
+    import urllib3.http2
+
+    source = inspect.getsource(urllib3.http2)
+    assert "\nfrom importlib.metadata import version\n" in source
+    assert callable(urllib3.http2.inject_into_urllib3)
+    # urllib3.connection needs only the probe submodule.
+    connection = inspect.getsource(sys.modules["urllib3.connection"])
+    assert "\nfrom .http2 import probe as http2_probe\n" in connection
+
+
+def test_the_loader_parses_kubeconfigs_with_libyaml_while_a_load_runs(
+    tmp_path: Path, pki: PkiFiles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import yaml
+
+    from mqtt_tls_probe.adapters.kube_loader import load_cluster
+    from mqtt_tls_probe.adapters.kube_modules import client_modules
+    from mqtt_tls_probe.config import ClusterOptions
+
+    source = inspect.getsource(client_modules().kube_config)
+    uses = {
+        line.strip().split("(")[0].split()[-1] for line in source.splitlines() if "yaml." in line
+    }
+    assert uses == {"yaml.safe_load", "yaml.safe_dump"}  # the load reads, persist_config writes
+
+    class PurePython(yaml.SafeLoader):
+        def __init__(self, _stream: object) -> None:
+            raise AssertionError("the pure-Python loader parsed a kubeconfig")
+
+    monkeypatch.setattr(yaml, "SafeLoader", PurePython)  # what yaml.safe_load uses
+    with FakeApiServer(tmp_path / "api") as api:
+        config = api.kubeconfig(tmp_path / "kubeconfig")
+        loaded = load_cluster(ClusterOptions(kubeconfig=config), 10)
+    assert loaded.configuration.host == api.url
+    assert loaded.headers == {"authorization": "Bearer probe-test-token"}
+    # Outside a load, the loader's yaml.safe_load is the stock one.
+    with pytest.raises(AssertionError, match="pure-Python"):
+        client_modules().kube_config.yaml.safe_load("a: 1")

@@ -29,22 +29,27 @@ import socket
 import ssl
 import threading
 import time
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-import urllib3
-from urllib3 import exceptions
-
-from mqtt_tls_probe.adapters.kube_modules import client_modules
+from mqtt_tls_probe.adapters.kube_modules import (
+    bind_urllib3_http2,
+    client_modules,
+    defer_urllib3_http2,
+)
 from mqtt_tls_probe.errors import ErrorKind, ProbeError
+
+defer_urllib3_http2()  # before urllib3's first import: kube_modules says why
+import urllib3  # noqa: E402
+from urllib3 import exceptions  # noqa: E402
+
+bind_urllib3_http2()
 
 MAX_BODY = 4 * 1024 * 1024
 _CHUNK = 64 * 1024
 USER_AGENT = "mqtt-tls-probe"
 
 
-@dataclass(frozen=True)
-class Answer:
+class Answer(NamedTuple):  # not a dataclass: 0.6 ms less at import
     status: int
     body: bytes
 

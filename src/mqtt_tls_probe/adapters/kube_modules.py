@@ -26,6 +26,28 @@ Three facts of client 37 make that take more than ``import``:
 - ``kubernetes.client`` resolves its exports lazily through a module
   ``__getattr__``, so ``Configuration`` costs only ``configuration``.
 
+Three more module-level imports are paid for and never used on this path
+(measured on a 2-core machine, cold start with bytecode):
+
+- ``urllib3/http2/__init__.py`` imports ``importlib.metadata`` (zipfile, csv,
+  email: +8 ms) only for ``inject_into_urllib3``, which nothing here calls,
+  while ``urllib3.connection`` imports its ``probe`` submodule:
+  https://github.com/urllib3/urllib3/blob/2.8.0/src/urllib3/http2/__init__.py#L3
+  ``defer_urllib3_http2`` registers that package with its ``__init__``
+  deferred, as above, before urllib3 is first imported;
+- ``configuration`` and ``exceptions`` import ``NotRequired`` and ``Self``
+  from ``typing_extensions`` (+3 ms), which on Python 3.11 are the ``typing``
+  objects themselves; a stand-in holding those two is what they import:
+  https://github.com/kubernetes-client/python/blob/v37.0.2/kubernetes/client/configuration.py#L17-L23
+- ``configuration`` imports ``multiprocessing`` (pickle, contexts: +5 ms)
+  for ``multiprocessing.cpu_count()`` only, when ``Configuration`` is made
+  without ``connection_pool_maxsize`` (#L334): it binds a module that
+  imports the real one on first use, and ``new_configuration`` passes that
+  size.
+
+Every stand-in is taken out of ``sys.modules`` once ``kube_config`` is
+imported: any other importer gets the real module.
+
 ``tests/test_cluster_imports.py`` checks that these upstream lines still look
 the way this module expects, and that a run of ``probe bundle`` imports none
 of the heavy modules.
@@ -34,21 +56,30 @@ of the heavy modules.
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import importlib.util
+import os
 import sys
 import threading
+import typing
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
+# What the probe uses: kube_config first (it imports the others but rest).
+_USED = (
+    "kubernetes.config.kube_config",
+    "kubernetes.config.exec_provider",
+    "kubernetes.config.incluster_config",
+    "kubernetes.client.configuration",
+    "kubernetes.client.rest",
+)
 # What kube_config imports at module level but needs only to refresh an OIDC token.
 OAUTH_MODULES = ("oauthlib", "oauthlib.oauth2", "requests_oauthlib")
 
 
-@dataclass(frozen=True)
-class ClientModules:
+class ClientModules(NamedTuple):  # not a dataclass: 0.6 ms less at import
     kube_config: ModuleType
     exec_provider: ModuleType
     incluster_config: ModuleType
@@ -64,34 +95,81 @@ def client_modules() -> ClientModules:
     with _IMPORTING:
         _defer_package_init("kubernetes")
         _defer_package_init("kubernetes.utils")
-        if "kubernetes.config.kube_config" not in sys.modules:
-            with _on_demand_imports():
-                importlib.import_module("kubernetes.config.kube_config")
+        if any(name not in sys.modules for name in _USED):
+            with _on_demand_imports(), _unused_imports_stood_in():
+                for name in _USED:
+                    importlib.import_module(name)
     modules = sys.modules
     return ClientModules(
         kube_config=modules["kubernetes.config.kube_config"],
-        exec_provider=importlib.import_module("kubernetes.config.exec_provider"),
-        incluster_config=importlib.import_module("kubernetes.config.incluster_config"),
-        configuration=importlib.import_module("kubernetes.client.configuration"),
-        rest=importlib.import_module("kubernetes.client.rest"),
+        exec_provider=modules["kubernetes.config.exec_provider"],
+        incluster_config=modules["kubernetes.config.incluster_config"],
+        configuration=modules["kubernetes.client.configuration"],
+        rest=modules["kubernetes.client.rest"],
     )
+
+
+def new_configuration(configuration_module: ModuleType) -> Any:
+    """A fresh ``Configuration``, as ``Configuration()`` makes it, without ``multiprocessing``."""
+    # type.__call__ skips Configuration's copy of a process-wide default; the pool
+    # size is upstream's default, cpu_count() * 5, counted without multiprocessing.
+    return type.__call__(
+        configuration_module.Configuration, connection_pool_maxsize=(os.cpu_count() or 1) * 5
+    )
+
+
+def defer_urllib3_http2() -> None:
+    """Register ``urllib3.http2`` with its ``__init__`` deferred, unless urllib3 is imported.
+
+    Called before the first ``import urllib3``: the package's search path comes
+    from urllib3's spec without importing urllib3 (``find_spec`` of a dotted
+    name would), and the attribute ``urllib3.http2`` is bound by
+    ``bind_urllib3_http2`` once urllib3 is imported.
+    """
+    with _IMPORTING:
+        if "urllib3" in sys.modules or "urllib3.http2" in sys.modules:
+            return
+        parent = importlib.util.find_spec("urllib3")
+        locations = parent.submodule_search_locations if parent else None
+        spec = importlib.machinery.PathFinder.find_spec("urllib3.http2", locations)
+        if spec is None:  # pragma: no cover (urllib3 2 has it; tests/test_cluster_imports.py)
+            return
+        _register_deferred(spec)
+
+
+def bind_urllib3_http2() -> None:
+    """``urllib3.http2`` as an attribute of urllib3, as an import would have bound it."""
+    urllib3 = sys.modules["urllib3"]
+    if "http2" not in vars(urllib3) and "urllib3.http2" in sys.modules:
+        setattr(urllib3, "http2", sys.modules["urllib3.http2"])  # noqa: B010
 
 
 def _defer_package_init(name: str) -> None:
     """Register package ``name`` so its submodules import without its ``__init__`` running.
 
-    The first attribute asked of the package that it lacks runs the real
-    ``__init__`` and is then answered from it.
+    The first attribute asked of the package that it lacks, unless it names a
+    submodule, runs the real ``__init__`` and is then answered from it.
     """
     if name in sys.modules:
         return
     spec = importlib.util.find_spec(name)
-    if spec is None or spec.loader is None:  # pragma: no cover (a declared dependency)
+    if spec is None:  # pragma: no cover (a declared dependency)
+        raise ModuleNotFoundError(name)
+    _register_deferred(spec)
+
+
+def _register_deferred(spec: importlib.machinery.ModuleSpec) -> None:
+    name = spec.name
+    if spec.loader is None:  # pragma: no cover (a package on disk has one)
         raise ModuleNotFoundError(name)
     package = importlib.util.module_from_spec(spec)
     loader = spec.loader
 
     def complete_on_first_miss(attribute: str) -> Any:
+        # "from package import submodule" asks hasattr(package, "submodule") first
+        # (importlib's _handle_fromlist): that imports the submodule alone.
+        if not attribute.startswith("__") and importlib.util.find_spec(f"{name}.{attribute}"):
+            return importlib.import_module(f"{name}.{attribute}")
         del package.__getattr__
         loader.exec_module(package)
         return getattr(package, attribute)
@@ -99,7 +177,7 @@ def _defer_package_init(name: str) -> None:
     package.__getattr__ = complete_on_first_miss  # type: ignore[method-assign]
     sys.modules[name] = package
     parent, _, child = name.rpartition(".")
-    if parent:
+    if parent in sys.modules:
         setattr(sys.modules[parent], child, package)
 
 
@@ -147,3 +225,35 @@ def _on_demand_imports() -> Iterator[None]:
             del sys.modules[name]
         if stand_in_api_client:
             delattr(client, "ApiClient")
+
+
+class _ImportsOnFirstUse(ModuleType):
+    """Stands in for a module: the first attribute asked imports the real one and answers."""
+
+    def __getattr__(self, attribute: str) -> Any:
+        if attribute.startswith("__"):
+            raise AttributeError(attribute)
+        if sys.modules.get(self.__name__) is self:  # asked while still standing in
+            del sys.modules[self.__name__]
+        return getattr(importlib.import_module(self.__name__), attribute)
+
+
+@contextmanager
+def _unused_imports_stood_in() -> Iterator[None]:
+    """While the client's modules are imported: ``typing_extensions`` and ``multiprocessing``."""
+    typing_extensions = ModuleType("typing_extensions")
+    # On 3.11 typing_extensions re-exports exactly these (its "if hasattr(typing, ...)" lines).
+    typing_extensions.NotRequired = typing.NotRequired  # type: ignore[attr-defined]
+    typing_extensions.Self = typing.Self  # type: ignore[attr-defined]
+    stand_ins = {
+        "typing_extensions": typing_extensions,
+        "multiprocessing": _ImportsOnFirstUse("multiprocessing"),
+    }
+    added = [name for name in stand_ins if name not in sys.modules]
+    sys.modules.update({name: stand_ins[name] for name in added})
+    try:
+        yield
+    finally:
+        for name in added:
+            if sys.modules.get(name) is stand_ins[name]:
+                del sys.modules[name]

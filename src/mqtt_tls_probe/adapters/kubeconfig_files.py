@@ -20,9 +20,8 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -43,8 +42,7 @@ _FILE_FIELDS = {
 }
 
 
-@dataclass(frozen=True)
-class KubeconfigFile:
+class KubeconfigFile(NamedTuple):  # not a dataclass: 0.6 ms less at import
     path: Path
     document: dict[str, Any]
 
@@ -108,7 +106,9 @@ def check_regular_file(path: Path, what: str, limit: int) -> None:
 
 # --- YAML -------------------------------------------------------------------------------
 
-_LOADER: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# libyaml's safe loader when PyYAML was built with it (kube_loader hands it to the
+# official loader too), else the pure-Python one.
+YAML_LOADER: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _OPENING = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
 _CLOSING = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
 
@@ -121,7 +121,7 @@ def _line(event: yaml.Event) -> int:
 def _check_events(text: str, path: Path) -> None:
     """Refuse aliases and deep nesting, reading events only (nothing is built yet)."""
     depth = 0
-    for event in yaml.parse(text, Loader=_LOADER):
+    for event in yaml.parse(text, Loader=YAML_LOADER):
         if isinstance(event, yaml.AliasEvent):
             raise _invalid(
                 f"The kubeconfig {path} uses a YAML alias (*{event.anchor}, line "
@@ -153,7 +153,7 @@ def parse_kubeconfig(data: bytes, path: Path) -> dict[str, Any]:
         raise _invalid(f"The kubeconfig {path} is not UTF-8 text (byte {exc.start}).") from exc
     try:
         _check_events(text, path)
-        document = yaml.load(text, Loader=_LOADER)  # noqa: S506 (a safe loader, C or Python)
+        document = yaml.load(text, Loader=YAML_LOADER)  # noqa: S506 (a safe loader, C or Python)
     except yaml.YAMLError as exc:
         cause = " ".join(str(exc).split())[:300]
         raise _invalid(f"The kubeconfig {path} is not valid YAML: {cause}.") from exc
