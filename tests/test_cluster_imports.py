@@ -249,3 +249,38 @@ def test_the_loader_parses_kubeconfigs_with_libyaml_while_a_load_runs(
     # Outside a load, the loader's yaml.safe_load is the stock one.
     with pytest.raises(AssertionError, match="pure-Python"):
         client_modules().kube_config.yaml.safe_load("a: 1")
+
+
+def test_the_console_entry_leaves_no_kubeconfig_secret_behind(
+    tmp_path: Path, pki: PkiFiles
+) -> None:
+    """``console_main`` skips teardown, not the exit handlers that delete the loader's files.
+
+    The official loader writes a kubeconfig's inline CA, client certificate and
+    client key to temporary files and removes them at exit.
+    """
+    import base64
+    import os
+
+    from .kube_api import TOKEN
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    inline = {
+        "token": TOKEN,
+        "client-certificate-data": base64.b64encode(pki.client_cert.read_bytes()).decode(),
+        "client-key-data": base64.b64encode(pki.client_key.read_bytes()).decode(),
+    }
+    with FakeApiServer(tmp_path / "api") as api:
+        api.add_configmap(NAMESPACE, TRUST_BUNDLE_CONFIGMAP, {"ca.crt": pki.ca_cert.read_text()})
+        config = api.kubeconfig(tmp_path / "kubeconfig", user=inline)
+        run = subprocess.run(
+            [sys.executable, "-m", "mqtt_tls_probe", "bundle", "--kubeconfig", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env={**os.environ, "TMPDIR": str(scratch)},
+        )
+    assert run.returncode == 0, run.stderr
+    assert list(scratch.iterdir()) == []

@@ -323,6 +323,11 @@ def console_main() -> NoReturn:
         code = 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    # Skipping teardown must not skip the exit handlers: the Kubernetes client's
+    # kubeconfig loader writes the CA, client certificate and client key of a
+    # kubeconfig's inline data to temporary files, and removes them in one:
+    # https://github.com/kubernetes-client/python/blob/v37.0.2/kubernetes/base/config/kube_config.py#L53-L77
+    _run_exit_handlers()
     for stream in (sys.stdout, sys.stderr):
         try:
             if stream is not None:
@@ -330,3 +335,12 @@ def console_main() -> NoReturn:
         except (OSError, ValueError):
             code = code or EXIT_OUTPUT_LOST
     os._exit(code)
+
+
+def _run_exit_handlers() -> None:
+    """What ``atexit`` would run at a normal exit (CPython's ``atexit._run_exitfuncs``)."""
+    import atexit
+
+    run = getattr(atexit, "_run_exitfuncs", None)
+    if run is not None:
+        run()  # a handler that raises is reported on stderr by atexit itself, and skipped
