@@ -15,6 +15,8 @@ from __future__ import annotations
 import time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mqtt_tls_probe.adapters import net
 from mqtt_tls_probe.dev.pki import PkiFiles
@@ -91,3 +93,29 @@ def test_a_link_local_address_without_its_interface_is_unreachable(pki: PkiFiles
     code, doc = probe_json("connect", "[fe80::1]:1", "--ca-file", str(pki.ca_cert))
     assert code == 4
     assert doc["error"]["kind"] == "network_unreachable"
+
+
+@pytest.mark.parametrize(
+    "name", ["localhost", "aio-broker.azure-iot-operations", "a" * 63, "a..b", "a" * 64, "", "x."]
+)
+def test_the_idna_fast_path_answers_as_the_codec_does(name: str) -> None:
+    from mqtt_tls_probe.core.names import idna_fast_path
+
+    try:
+        expected: bytes | None = name.encode("idna")
+    except UnicodeError:
+        expected = None
+    fast = idna_fast_path(name)
+    assert fast is None or fast == expected  # never a different answer
+    assert (fast is None) is (expected is None)  # the codec's refusals stay the codec's
+
+
+@given(st.text(alphabet=st.characters(codec="ascii"), max_size=80))
+def test_the_idna_fast_path_never_disagrees_with_the_codec(name: str) -> None:
+    from mqtt_tls_probe.core.names import idna_fast_path
+
+    try:
+        expected: bytes | None = name.encode("idna")
+    except UnicodeError:
+        expected = None
+    assert idna_fast_path(name) == expected

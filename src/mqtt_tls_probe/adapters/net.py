@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from mqtt_tls_probe.core import classify
+from mqtt_tls_probe.core.names import idna_fast_path
 from mqtt_tls_probe.errors import ErrorInfo, ProbeError
 
 
@@ -55,7 +56,7 @@ def resolve(host: str, port: int, timeout: float) -> list[Address]:
 
     def lookup() -> None:
         try:
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            infos = socket.getaddrinfo(idna_fast_path(host) or host, port, type=socket.SOCK_STREAM)
             outcome.append([Address(info[0], info[4][:4]) for info in infos])  # type: ignore[arg-type]
         except Exception as exc:  # any failure of the lookup is its answer: no thread traceback
             outcome.append(exc)

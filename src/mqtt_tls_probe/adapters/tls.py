@@ -31,6 +31,7 @@ from mqtt_tls_probe.core.classify import (
     describe_cleartext,
     peer_closed,
 )
+from mqtt_tls_probe.core.names import idna_fast_path
 from mqtt_tls_probe.errors import ProbeError
 from mqtt_tls_probe.model import TlsInfo
 
@@ -116,9 +117,10 @@ def handshake(
         ProbeError: any other handshake failure, classified.
     """
     sock.settimeout(timeout)
-    tls = context.wrap_socket(
-        sock, server_hostname=options.server_name, do_handshake_on_connect=False
-    )
+    # ssl passes a str through the idna codec, and bytes as they are:
+    # https://github.com/python/cpython/blob/v3.11.7/Lib/ssl.py#L503-L509
+    server_hostname = idna_fast_path(options.server_name) or options.server_name
+    tls = context.wrap_socket(sock, server_hostname=server_hostname, do_handshake_on_connect=False)
     try:
         tls.do_handshake()
     except ssl.SSLCertVerificationError as exc:

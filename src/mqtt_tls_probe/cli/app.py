@@ -281,9 +281,13 @@ def _invoked(argv: Sequence[str]) -> typer.Typer:
     if not commands:  # help, a group (certs), or not a command
         return app
     trimmed = copy.copy(app)
-    # The groups stay: an app of one command and no group would be that command
-    # itself (typer's single-command mode), parsing "connect" as its argument.
     trimmed.registered_commands = commands
+    trimmed.registered_groups = []
+    # An app of one command and no group or callback is that command itself (typer's
+    # single-command mode, which would parse "connect" as its argument): an empty
+    # callback keeps it a group. typer/main.py, get_command:
+    # https://github.com/fastapi/typer/blob/0.28.0/typer/main.py#L1173-L1185
+    trimmed.registered_callback = typer.models.TyperInfo()
     return trimmed
 
 

@@ -1,9 +1,5 @@
 """``probe exporter``: Prometheus metrics of probes, until SIGINT or SIGTERM."""
 
-import json
-import shlex
-import signal
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -250,6 +246,9 @@ def _serve(
         raise UsageError(
             f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}"
         ) from exc
+    import signal
+    import threading
+
     stopping = threading.Event()
     previous = {
         signum: signal.signal(signum, lambda *_: stopping.set())
@@ -275,6 +274,10 @@ def _serve(
 
 def _event_log(output: OutputFormat) -> "EventLog":
     """One line per event on stdout: ``key=value`` text, or a JSON object with --output json."""
+    import json  # here, not at the top: every probe command imports this module
+    import shlex
+    import threading
+
     lock = threading.Lock()
 
     def log(event: str, **fields: object) -> None:
