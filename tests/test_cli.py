@@ -120,13 +120,37 @@ def test_connect_imports_neither_the_kubernetes_client_nor_amqtt(
     assert "yaml" in _heavy_modules("bundle")
 
 
-def test_a_run_turns_only_the_command_it_names_into_click_objects() -> None:
-    from mqtt_tls_probe.cli import app
-    from mqtt_tls_probe.cli.app import _invoked
+def test_a_run_imports_and_builds_only_the_command_it_names() -> None:
+    import subprocess
+    import sys
 
-    trimmed = _invoked(["connect", "broker:8883", "--insecure"])
-    assert [c.callback.__name__ for c in trimmed.registered_commands if c.callback] == ["connect"]
-    assert trimmed.registered_groups == []
-    assert len(app.registered_commands) == 9  # the app itself keeps every command
+    script = (
+        "import sys; from mqtt_tls_probe.cli.application import _invoked\n"
+        "trimmed = _invoked(['connect', 'broker:8883', '--insecure'])\n"
+        "names = [c.callback.__name__ for c in trimmed.registered_commands]\n"
+        "print(names, trimmed.registered_groups)\n"
+        "print(sorted(m for m in sys.modules if m.startswith('mqtt_tls_probe.cli.')))"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    commands, modules = run.stdout.splitlines()
+    assert commands == "['connect'] []"
+    assert modules == str(
+        [
+            "mqtt_tls_probe.cli.application",
+            "mqtt_tls_probe.cli.connect",
+            "mqtt_tls_probe.cli.options",
+        ]
+    )
+
+
+def test_help_and_unknown_names_get_the_whole_app_in_help_order() -> None:
+    from mqtt_tls_probe.cli.application import COMMAND_MODULES, _invoked, app
+
     for argv in ([], ["--help"], ["certs", "init"], ["conect"], ["-o", "json"]):
         assert _invoked(argv) is app
+    names = [
+        c.callback.__module__.rpartition(".")[2] for c in app.registered_commands if c.callback
+    ]
+    assert names == [m for m in COMMAND_MODULES if m != "certs"]  # certs is a group

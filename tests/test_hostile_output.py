@@ -30,7 +30,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mqtt_tls_probe import cli
-from mqtt_tls_probe.cli.app import requested_output
+from mqtt_tls_probe.cli.application import requested_output
 from mqtt_tls_probe.dev.pki import PkiFiles, create_root_ca, issue_server_certificate
 from mqtt_tls_probe.errors import EXIT_OUTPUT_LOST, ErrorInfo, ErrorKind
 from mqtt_tls_probe.model import Report

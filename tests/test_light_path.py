@@ -88,7 +88,7 @@ def test_the_light_and_the_full_path_say_the_same(
 
 _RUN_AND_LIST_MODULES = """
 import json, sys
-from mqtt_tls_probe.cli.app import main
+from mqtt_tls_probe.cli.application import main
 sys.argv = ["probe", *sys.argv[1:]]
 try:
     main()

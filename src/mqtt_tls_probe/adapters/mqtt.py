@@ -60,7 +60,6 @@ import ssl
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import paho.mqtt.client as paho
@@ -546,8 +545,7 @@ def default_topic(client_id: str) -> str:
     return f"probe/{client_id}"
 
 
-@dataclass
-class SessionOutcome:
+class SessionOutcome(NamedTuple):
     """An MQTT session whose CONNECT was answered, and how the answer came about."""
 
     session: MqttSession

@@ -54,7 +54,6 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
@@ -74,14 +73,16 @@ def trace_available() -> bool:
     return hasattr(ssl.SSLContext, _HOOK)
 
 
-@dataclass
 class _Stream:
-    """The records of one connection."""
+    """The records of one connection (a plain class: this module loads on every connect)."""
 
-    owner: Callable[[], object] | None  # weak reference to conn, when it allows one
-    order: int  # creation order, for eviction
-    records: list[_Raw] = field(default_factory=list)
-    size: int = 0
+    __slots__ = ("order", "owner", "records", "size")
+
+    def __init__(self, owner: Callable[[], object] | None, order: int) -> None:
+        self.owner = owner  # weak reference to conn, when it allows one
+        self.order = order  # creation order, for eviction
+        self.records: list[_Raw] = []
+        self.size = 0
 
     def belongs_to(self, conn: object) -> bool:
         # id() values are reused once an object is gone: a live weak reference to

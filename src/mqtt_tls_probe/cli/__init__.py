@@ -3,35 +3,42 @@
 Rule: no policy here. Each command module turns its flags into inputs for
 ``config.py`` (or an orchestrator's arguments), calls one orchestrator and
 hands the report to ``output.render``. Heavy modules are imported inside the
-commands that need them: the CLI's cold start is measured (bench/).
+commands that need them, and a run imports only the command module it names
+(``application._invoked``): the CLI's cold start is measured (bench/).
+
+``app`` (the typer application with every command registered) is loaded on
+first use (PEP 562), so that the ``probe`` script, which starts here, does not
+import every command module.
 """
 
-from mqtt_tls_probe.cli import (
-    broker,
-    bundle,
-    certs,
-    cluster,
-    connect,
-    demo,
-    exporter,
-    inspect,
-    scan,
-    tls,
-)
-from mqtt_tls_probe.cli.app import app, console_main, main
+from __future__ import annotations
 
-__all__ = [
-    "app",
-    "broker",
-    "bundle",
-    "certs",
-    "cluster",
-    "connect",
-    "console_main",
-    "demo",
-    "exporter",
-    "inspect",
-    "main",
-    "scan",
-    "tls",
-]
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from mqtt_tls_probe.cli.application import app as app
+
+__all__ = ["app", "console_main", "main"]
+
+
+def console_main() -> NoReturn:
+    """The ``probe`` script: see ``application.console_main``."""
+    from mqtt_tls_probe.cli.application import console_main as run
+
+    run()
+
+
+def main() -> None:
+    """Console entry point for callers that handle SystemExit themselves."""
+    from mqtt_tls_probe.cli.application import main as run
+
+    run()
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        from mqtt_tls_probe.cli.application import app, load_commands
+
+        load_commands()  # every command, for tests and library callers
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from mqtt_tls_probe import aio
-from mqtt_tls_probe.cli.app import app, guarded, write_lines
+from mqtt_tls_probe.cli.application import app, guarded, write_lines
 from mqtt_tls_probe.cli.options import VerboseOpt, path_option
 
 if TYPE_CHECKING:

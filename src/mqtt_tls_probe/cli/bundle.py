@@ -6,7 +6,7 @@ from typing import Annotated
 import typer
 
 from mqtt_tls_probe import aio
-from mqtt_tls_probe.cli.app import app, emit, guarded, write_stderr, write_stdout
+from mqtt_tls_probe.cli.application import app, emit, guarded, write_stderr, write_stdout
 from mqtt_tls_probe.cli.options import (
     CaFileOpt,
     ConfigMapKeyOpt,

@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from mqtt_tls_probe.cli.app import certs_app, emit, guarded
+from mqtt_tls_probe.cli.application import certs_app, emit, guarded
 from mqtt_tls_probe.cli.options import OutputOpt, VerboseOpt, local_path
 from mqtt_tls_probe.output import OutputFormat
 

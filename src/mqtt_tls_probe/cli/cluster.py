@@ -5,7 +5,7 @@ from typing import Annotated
 import typer
 
 from mqtt_tls_probe import aio
-from mqtt_tls_probe.cli.app import app, emit, guarded
+from mqtt_tls_probe.cli.application import app, emit, guarded
 from mqtt_tls_probe.cli.options import (
     ConfigMapKeyOpt,
     ConfigMapOpt,

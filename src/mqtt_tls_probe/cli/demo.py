@@ -1,6 +1,6 @@
 """``probe demo``: the one-command tour."""
 
-from mqtt_tls_probe.cli.app import app, emit, guarded
+from mqtt_tls_probe.cli.application import app, emit, guarded
 from mqtt_tls_probe.cli.options import OutputOpt, TimeoutOpt, VerboseOpt
 from mqtt_tls_probe.output import OutputFormat
 

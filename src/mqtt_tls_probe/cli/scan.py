@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from mqtt_tls_probe import aio
-from mqtt_tls_probe.cli.app import app, guarded, write_stderr, write_stdout
+from mqtt_tls_probe.cli.application import app, guarded, write_stderr, write_stdout
 from mqtt_tls_probe.cli.options import (
     AlpnOpt,
     CaFileOpt,

@@ -4,7 +4,7 @@ from typing import Annotated
 
 import typer
 
-from mqtt_tls_probe.cli.app import app, emit, guarded
+from mqtt_tls_probe.cli.application import app, emit, guarded
 from mqtt_tls_probe.cli.options import OutputOpt, ServerNameOpt, TimeoutOpt, VerboseOpt
 from mqtt_tls_probe.output import OutputFormat
 

@@ -13,8 +13,8 @@ No ``from __future__ import annotations`` in the CLI modules: typer would
 evaluate every annotation string again on each start (about 15 ms).
 """
 
-import copy
 import functools
+import importlib
 import io
 import os
 import sys
@@ -143,7 +143,45 @@ def requested_output_name(argv: Sequence[str]) -> str:
     return wanted
 
 
-app = typer.Typer(
+# The command modules, in the order ``probe --help`` lists their commands. Each
+# registers its command on ``app`` when imported; a run imports the one it names.
+COMMAND_MODULES = (
+    "broker",
+    "bundle",
+    "certs",
+    "cluster",
+    "connect",
+    "demo",
+    "exporter",
+    "inspect",
+    "scan",
+    "tls",
+)
+
+
+def load_commands(*modules: str) -> None:
+    """Import the command modules named (default: all), registering their commands."""
+    for module in modules or COMMAND_MODULES:
+        importlib.import_module(f"mqtt_tls_probe.cli.{module}")
+    if not modules:  # in help order, whichever module a caller imported first
+        order = {module: index for index, module in enumerate(COMMAND_MODULES)}
+        app.registered_commands.sort(key=lambda c: order.get(_module_of(c), len(order)))
+
+
+def _module_of(info: "typer.models.CommandInfo") -> str:
+    callback = info.callback
+    return callback.__module__.rpartition(".")[2] if callback is not None else ""
+
+
+class ProbeTyper(typer.Typer):
+    """The app: every command is registered before it runs (tests and library callers)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        load_commands()
+        return super().__call__(*args, **kwargs)
+
+
+app = ProbeTyper(
     name="probe",
     cls=ProbeGroup,
     help=(
@@ -270,17 +308,21 @@ def _tolerate_any_encoding() -> None:
 def _invoked(argv: Sequence[str]) -> typer.Typer:
     """The app, holding only the command ``argv`` names when it names one.
 
-    typer turns every registered command into click's objects on each start
-    (signatures, annotations, options: about 12 ms for all of them); a run
-    needs one. Help, no command, or a name that is not a command: the whole app,
-    so that the listing and click's "No such command" stay what they are. A copy
-    is trimmed: ``app`` itself keeps every command (tests and library callers).
+    Only that command's module is imported, and only it is turned into click's
+    objects (typer does that for every registered command on each start:
+    signatures, annotations, options, about 12 ms for all of them). Help, no
+    command, or a name that is not a command: the whole app, so that the listing
+    and click's "No such command" stay what they are. ``app`` itself is not
+    trimmed (tests and library callers run it whole).
     """
     name = argv[0] if argv else ""
-    commands = [c for c in app.registered_commands if _command_name(c) == name]
-    if not commands:  # help, a group (certs), or not a command
+    if name not in COMMAND_MODULES or name == "certs":  # certs: a group of its own
+        load_commands()
         return app
-    trimmed = copy.copy(app)
+    load_commands(name)
+    commands = [c for c in app.registered_commands if _command_name(c) == name]
+    trimmed = typer.Typer.__new__(typer.Typer)
+    trimmed.__dict__.update(app.__dict__)
     trimmed.registered_commands = commands
     trimmed.registered_groups = []
     # An app of one command and no group or callback is that command itself (typer's
