@@ -19,8 +19,7 @@ RESULTS = ROOT / "bench" / "results"
 BIN = Path(sys.executable).parent
 WARMUPS = 2
 
-sys.path.insert(0, str(ROOT))
-from tests.hostile_kube import measured_run  # noqa: E402 (after the path it needs)
+sys.path.insert(0, str(ROOT))  # for tests.hostile_kube
 
 
 def runs_from_argv(description: str) -> int:
@@ -41,6 +40,10 @@ def run_once(argv: list[str]) -> tuple[float, float]:
     ``measured_run`` forks the command from a small launcher, so the benchmark's
     own memory does not count (about 1 ms of fork in every run).
     """
+    # Imported here: a benchmark's child processes (bench_scan's in-process scan, whose
+    # RSS is measured) import this module too, and must not carry the test helpers.
+    from tests.hostile_kube import measured_run
+
     run = measured_run(argv)
     if run.exit_code != 0:
         sys.exit(f"bench: {shlex.join(argv)} failed:\n{run.stdout}{run.stderr}")
