@@ -5,8 +5,8 @@ same chain, every chain ends at the same CA), yet describing one costs a
 signature check and a walk over its extensions, and the chain's findings a
 strict path validation: about a millisecond per target, for the same answer.
 
-Rule: a memo returns exactly what ``certinfo.describe`` (and so
-``certificate_findings``), ``verify.findings`` and ``verify.build_path``
+Rule: a memo returns exactly what ``certinfo.load_der``, ``certinfo.describe``
+(and so ``certificate_findings``), ``verify.findings`` and ``verify.build_path``
 return for the same arguments, ``now`` included (a probe of another ``now``
 is another key). It is bounded: when full it starts over, so memory does not
 grow with the number of targets. Safe to share between threads (a race only
@@ -38,6 +38,18 @@ class CertificateMemo:
         self._described: dict[_DescribeKey, CertInfo] = {}
         self._findings: dict[_FindingsKey, tuple[Finding, ...]] = {}
         self._paths: dict[_PathKey, verify.ChainPath] = {}
+        self._loaded: dict[bytes, certinfo.Loaded] = {}
+
+    def load_der(self, der: bytes) -> certinfo.Loaded:
+        """``certinfo.load_der``, once per DER: reading one in full walks all its extensions.
+
+        The same object for the same bytes, so the tables below hit on identity.
+        """
+        found = self._loaded.get(der)
+        if found is None:
+            found = certinfo.load_der(der)
+            _bounded(self._loaded, self._limit)[der] = found
+        return found
 
     def describe_all(
         self, certs: Sequence[certinfo.Loaded], now: datetime, *, as_trust_anchor: bool = False

@@ -506,7 +506,11 @@ class _Probe:
                 )
             )
         assert self.tls_socket is not None  # noqa: S101 (narrowing)
-        self.chain = tls.peer_chain(self.tls_socket)
+        if self.shared is not None:  # a fleet sends few chains: each read in full once
+            sent = tls.sent_chain_der(self.tls_socket)
+            self.chain = [self.shared.memo.load_der(der) for der in sent]
+        else:
+            self.chain = tls.peer_chain(self.tls_socket)
         self._note_unparseable()
         chain = self._checkable()
         findings = self.shared.memo.findings if self.shared else verify.findings
