@@ -1,15 +1,15 @@
 """The reports of the commands other than ``connect``, under the same rule as ``model``.
 
 They live apart so that ``probe connect`` does not create their classes on
-each start (a frozen dataclass costs about 1 ms to define); ``model`` still
-exports them, loading this module on first use.
+each start; ``model`` still exports them, loading this module on first use.
+NamedTuples, as in ``model``: a frozen dataclass costs about 1 ms to define.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import NamedTuple
 
 from mqtt_tls_probe.errors import EXIT_CODES, EXIT_OK, ErrorInfo, Stage
 from mqtt_tls_probe.model import (
@@ -25,8 +25,7 @@ from mqtt_tls_probe.model import (
 )
 
 
-@dataclass(frozen=True)
-class BundleReport:
+class BundleReport(NamedTuple):
     """``probe bundle``: the trust bundle's CAs, described."""
 
     bundle: TrustBundle | None
@@ -40,8 +39,7 @@ class BundleReport:
         return exit_code_of(self.error)
 
 
-@dataclass(frozen=True)
-class InspectionReport:
+class InspectionReport(NamedTuple):
     """``probe inspect``: certificates of a file, or the chain a server sends."""
 
     source: str
@@ -69,16 +67,14 @@ class CheckStatus(StrEnum):
         return list(CheckStatus).index(self)
 
 
-@dataclass(frozen=True)
-class Check:
+class Check(NamedTuple):
     name: str
     status: CheckStatus
     message: str
     hint: str | None = None
 
 
-@dataclass(frozen=True)
-class ClusterReport:
+class ClusterReport(NamedTuple):
     """``probe cluster``: the CA's health on the cluster side, check by check."""
 
     origin: str
@@ -100,8 +96,7 @@ class ClusterReport:
         return EXIT_OK if self.ok else EXIT_CODES[Stage.TRUST]
 
 
-@dataclass(frozen=True)
-class DiscoveredListener:
+class DiscoveredListener(NamedTuple):
     """One listener port ``--discover`` found: where it is dialled, or why it is not."""
 
     listener: ListenerInfo
@@ -112,8 +107,7 @@ class DiscoveredListener:
     problem: str | None  # set: not probed, for this reason
 
 
-@dataclass(frozen=True)
-class ListenersReport:
+class ListenersReport(NamedTuple):
     """``probe cluster --listeners``: the broker listeners' ports, as targets."""
 
     origin: str
@@ -131,8 +125,7 @@ class ListenersReport:
         return exit_code_of(self.error)
 
 
-@dataclass(frozen=True)
-class CertsInitReport:
+class CertsInitReport(NamedTuple):
     """``probe certs init``: the files written, and the CA and server certificate made."""
 
     directory: Path
@@ -142,8 +135,7 @@ class CertsInitReport:
     exit_code: int = EXIT_OK
 
 
-@dataclass(frozen=True)
-class DemoReport:
+class DemoReport(NamedTuple):
     """``probe demo``: what was set up, then the probe of it."""
 
     notes: tuple[str, ...]
@@ -163,15 +155,13 @@ class Severity(StrEnum):
     INFO = "info"
 
 
-@dataclass(frozen=True)
-class RatedFinding:
+class RatedFinding(NamedTuple):
     code: FindingCode
     severity: Severity
     message: str
 
 
-@dataclass(frozen=True)
-class SuiteInfo:
+class SuiteInfo(NamedTuple):
     """A TLS 1.2 cipher suite the server accepted."""
 
     name: str  # OpenSSL's name (what --ciphers and openssl s_client -cipher take)
@@ -184,16 +174,14 @@ class SuiteInfo:
     insecure: bool  # anonymous, or no encryption at all
 
 
-@dataclass(frozen=True)
-class CipherSuites:
+class CipherSuites(NamedTuple):
     tls12_accepted: tuple[SuiteInfo, ...]
     tls12_tried: int
     server_preference: bool | None  # None: fewer than two suites, or no clear answer
     tls13_chosen: str | None
 
 
-@dataclass(frozen=True)
-class AlpnBehaviour:
+class AlpnBehaviour(NamedTuple):
     """What the server did with an offered ALPN protocol: selected, ignored or refused."""
 
     mqtt: str | None
@@ -201,28 +189,25 @@ class AlpnBehaviour:
     unknown_protocol: str
 
 
-@dataclass(frozen=True)
-class ClientCertificatePolicy:
+class ClientCertificatePolicy(NamedTuple):
     requested: bool | None
     required: bool | None
     authorities: tuple[str, ...]  # the CA names of its CertificateRequest
 
 
-@dataclass(frozen=True)
-class ResumptionInfo:
+class ResumptionInfo(NamedTuple):
     version: str | None
     tickets: bool | None  # the server issued a NewSessionTicket
     ticket_lifetime_s: int | None
     resumed: bool | None  # a second handshake offering the session was resumed
 
 
-@dataclass(frozen=True)
-class TlsScanReport:
+class TlsScanReport(NamedTuple):
     """``probe tls``: what a TLS endpoint accepts, question by question."""
 
     target: Target
     openssl: str  # the local library: what could be tried depends on it
-    versions: dict[str, bool | None] = field(default_factory=dict)  # None: not tried
+    versions: dict[str, bool | None] = {}  # noqa: RUF012 (shared, never mutated); None: not tried
     cipher_suites: CipherSuites | None = None
     alpn: AlpnBehaviour | None = None
     client_certificate: ClientCertificatePolicy | None = None

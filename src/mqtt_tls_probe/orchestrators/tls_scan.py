@@ -75,9 +75,7 @@ def _reach(host: str, port: int, timeout: float) -> tuple[net.Address, float]:
 
 
 def _with(report: TlsScanReport, **changes: object) -> TlsScanReport:
-    from dataclasses import replace
-
-    return replace(report, **changes)  # type: ignore[arg-type]
+    return report._replace(**changes)  # type: ignore[arg-type]
 
 
 class _Scan:
