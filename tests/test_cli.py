@@ -154,3 +154,21 @@ def test_help_and_unknown_names_get_the_whole_app_in_help_order() -> None:
         c.callback.__module__.rpartition(".")[2] for c in app.registered_commands if c.callback
     ]
     assert names == [m for m in COMMAND_MODULES if m != "certs"]  # certs is a group
+
+
+def test_the_console_entry_collects_no_garbage_until_a_command_runs_long() -> None:
+    """console_main turns the collector off; scan, series, exporter and broker turn it on."""
+    import gc
+
+    from .helpers import probe as run_cli
+
+    gc.disable()
+    try:
+        run_cli("connect", "127.0.0.1:1", "--insecure", "--timeout", "1")
+        assert not gc.isenabled()  # a single probe ends before garbage matters
+        run_cli("scan", "127.0.0.1:1", "--insecure", "--timeout", "1")
+        assert gc.isenabled()
+        assert gc.get_freeze_count() > 0  # the start-up's objects stay out of collections
+    finally:
+        gc.unfreeze()
+        gc.enable()

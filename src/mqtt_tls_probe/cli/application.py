@@ -14,6 +14,7 @@ evaluate every annotation string again on each start (about 15 ms).
 """
 
 import functools
+import gc
 import importlib
 import io
 import os
@@ -206,6 +207,18 @@ certs_app = typer.Typer(
 )
 app.add_typer(certs_app, name="certs")
 P = ParamSpec("P")
+
+
+def runs_long() -> None:
+    """A command that may run long (a scan, a series, a server) collects garbage again.
+
+    ``console_main`` started with the collector off. What the imports made is
+    frozen first (``gc.freeze``): it stays out of every later collection. When
+    the collector is on already (tests, library callers), nothing changes.
+    """
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
 
 
 def guarded(command: Callable[P, None]) -> Callable[P, None]:

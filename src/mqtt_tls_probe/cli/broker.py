@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from mqtt_tls_probe import aio
-from mqtt_tls_probe.cli.application import app, guarded, write_lines
+from mqtt_tls_probe.cli.application import app, guarded, runs_long, write_lines
 from mqtt_tls_probe.cli.options import VerboseOpt, path_option
 
 if TYPE_CHECKING:
@@ -32,6 +32,7 @@ def broker(
     \b
     probe broker --certs certs --port 18883
     """
+    runs_long()
     from mqtt_tls_probe.dev.harness import serve_forever
     from mqtt_tls_probe.dev.pki import ensure_pki
 

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from mqtt_tls_probe import aio
-from mqtt_tls_probe.cli.application import app, guarded, write_stdout
+from mqtt_tls_probe.cli.application import app, guarded, runs_long, write_stdout
 from mqtt_tls_probe.cli.options import (
     AlpnOpt,
     CaFileOpt,
@@ -162,6 +162,7 @@ def exporter(
     probe exporter --ca-file ca.crt --server-name aio-broker --sat-file token
     curl 'localhost:9883/probe?target=127.0.0.1:18883'
     """
+    runs_long()
     from mqtt_tls_probe.config import ConnectInputs
     from mqtt_tls_probe.exporter.modules import DEFAULT_MODULE, Module, load_config_file
     from mqtt_tls_probe.exporter.settings import (

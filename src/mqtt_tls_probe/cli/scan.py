@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from mqtt_tls_probe import aio
-from mqtt_tls_probe.cli.application import app, guarded, write_stderr, write_stdout
+from mqtt_tls_probe.cli.application import app, guarded, runs_long, write_stderr, write_stdout
 from mqtt_tls_probe.cli.options import (
     AlpnOpt,
     CaFileOpt,
@@ -204,6 +204,7 @@ def scan(
     probe scan 10.0.0.5:18883 10.0.0.6:18883 --ca-file ca.crt --server-name aio-broker
     probe scan --targets-file brokers.txt --ca-file ca.crt --output jsonl
     """
+    runs_long()
     from mqtt_tls_probe.config import ConnectInputs
     from mqtt_tls_probe.output import scan_json, scan_text
     from mqtt_tls_probe.scan_config import build_scan_plan, check_repeat
@@ -404,6 +405,7 @@ def emit_series(
     from mqtt_tls_probe.scan_config import check_repeat
 
     options = check_repeat(repeat, interval)
+    runs_long()
     if options is None:  # pragma: no cover (called only with --repeat or --interval)
         raise typer.Exit(2)
     report = run_series(config, options, fresh_client_ids=fresh_client_ids)

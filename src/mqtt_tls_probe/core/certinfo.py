@@ -24,6 +24,7 @@ from datetime import datetime
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.utils import CryptographyDeprecationWarning
@@ -255,7 +256,7 @@ def signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     try:
         algorithm = cert.signature_hash_algorithm
         if isinstance(key, ec.EllipticCurvePublicKey) and algorithm is not None:
-            key.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(algorithm))
+            key.verify(cert.signature, cert.tbs_certificate_bytes, verifying_ecdsa(algorithm))
         elif isinstance(key, rsa.RSAPublicKey) and algorithm is not None:
             key.verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(), algorithm)
         elif isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
@@ -265,6 +266,34 @@ def signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
         return False  # UnsupportedAlgorithm: a signature algorithm cryptography does not know
     return True
+
+
+class _VerifyingECDSA(ec.ECDSA):
+    """``ec.ECDSA`` for verifying, made without importing cryptography's OpenSSL backend.
+
+    ``ECDSA.__init__`` imports ``hazmat.backends.openssl.backend`` (6 to 8 ms,
+    a third of what a JSON report of ``connect`` adds to its start) only to check
+    that deterministic *signing* (RFC 6979) is supported; a verification never
+    signs. This sets the two attributes that ``ECDSA``'s properties read:
+    https://github.com/pyca/cryptography/blob/50.0.2/src/cryptography/hazmat/primitives/asymmetric/ec.py
+    (class ECDSA). ``verifying_ecdsa`` checks they still are, and
+    ``tests/test_signatures.py`` that the answers equal ``ec.ECDSA``'s.
+    """
+
+    def __init__(self, algorithm: hashes.HashAlgorithm) -> None:  # no super(): on purpose
+        self._algorithm = algorithm
+        self._deterministic_signing = False
+
+
+def verifying_ecdsa(algorithm: hashes.HashAlgorithm) -> ec.ECDSA:
+    """An ``ec.ECDSA`` for ``key.verify``; the stock one if cryptography changed its shape."""
+    try:
+        made = _VerifyingECDSA(algorithm)
+        if made.algorithm is algorithm and made.deterministic_signing is False:
+            return made
+    except AttributeError:
+        pass
+    return ec.ECDSA(algorithm)
 
 
 def name_of(name: x509.Name) -> str:

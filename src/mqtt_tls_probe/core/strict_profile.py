@@ -2,10 +2,10 @@
 
 Rule: ``strict_accepts`` returns True only when every rule of cryptography's
 server-verification policy (``cryptography.x509.verification``, the Rust crate
-``cryptography-x509-verification``, 46.x) is known to hold for the chain; False means
-"not sure": the caller then runs cryptography itself. The signatures are not checked
-here: the chain is OpenSSL's verified chain, so each certificate was signed by the
-next. Pure, stdlib only.
+``cryptography-x509-verification``; 50.0 installed here) is known to hold for the
+chain; False means "not sure": the caller then runs cryptography itself. The
+signatures are not checked here: the chain is OpenSSL's verified chain, so each
+certificate was signed by the next. Pure, stdlib only.
 
 Upstream rules encoded (src/rust/cryptography-x509-verification/src/policy/):
 - mod.rs ``permits_basic``: v3; outer and TBS signature algorithms equal; serial
