@@ -388,3 +388,13 @@ def test_a_parser_error_in_jsonl_mode_is_one_object_too() -> None:
     document = json.loads(result.stdout)
     assert document["error"]["kind"] == "usage"
     assert document["exit_code"] == 2
+
+
+@given(st.text())
+def test_the_fast_path_of_escaping_changes_nothing(text: str) -> None:
+    """Printable ASCII skips the regex; the answer is the regex's, whatever the text."""
+    import re
+
+    from mqtt_tls_probe.output import escape
+
+    assert escape.escape_controls(text) == re.sub(escape._UNSAFE, escape._escape, text)

@@ -14,15 +14,15 @@ import re
 # C0 controls, DEL and C1 controls; line and paragraph separators; the bidirectional
 # marks, embeddings, overrides and isolates that reorder what a terminal shows
 # ("Trojan Source"); and surrogates, which no encoding can write.
-_UNSAFE = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]"
-)
+_UNSAFE = "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]"
 _SURROGATE_ESCAPES = range(0xDC80, 0xDD00)  # bytes the OS gave undecoded (surrogateescape)
 
 
 def escape_controls(text: str) -> str:
     """``text`` with every control character written as a Python-style escape."""
-    return _UNSAFE.sub(_escape, text)
+    if text.isascii() and text.isprintable():  # most lines: nothing to escape, no regex
+        return text
+    return re.sub(_UNSAFE, _escape, text)  # compiled on first use (re caches it)
 
 
 def _escape(match: re.Match[str]) -> str:
