@@ -33,17 +33,35 @@ from .servers import write_chain
 NAMES = ["localhost", "127.0.0.1"]
 
 
-def _chains() -> Iterator[tuple[str, list[CertAndKey], CertAndKey]]:
-    """(case, chain as the server sends it, the CA to trust)."""
+def _pem(*items: CertAndKey | bytes) -> bytes:
+    return b"".join(i if isinstance(i, bytes) else i.cert_pem() for i in items)
+
+
+def _chains() -> Iterator[tuple[str, list[CertAndKey], bytes]]:
+    """(case, chain as the server sends it, the CA file)."""
     root = create_root_ca()
-    yield "quickstart root", [issue_server_certificate(root, NAMES)], root
+    leaf = issue_server_certificate(root, NAMES)
+    yield "quickstart root", [leaf], _pem(root)
     middle = create_intermediate_ca(root, "Broker Intermediate CA")
-    yield "intermediate", [issue_server_certificate(middle, NAMES), middle], root
-    yield "leaf expires soon", [issue_server_certificate(root, NAMES, days=3)], root
+    via_middle = issue_server_certificate(middle, NAMES)
+    yield "intermediate", [via_middle, middle], _pem(root)
+    # A CA file with the intermediate and its root: the chain is anchored at the first.
+    yield "intermediate and root trusted", [via_middle, middle], _pem(middle, root)
+    yield "intermediate and root trusted, leaf alone", [via_middle], _pem(middle, root)
+    yield "leaf and root trusted", [leaf], _pem(leaf, root)
+    yield "two roots", [leaf], _pem(create_root_ca("Another Root CA"), root)
+    yield "leaf expires soon", [issue_server_certificate(root, NAMES, days=3)], _pem(root)
     short = create_root_ca("Short-lived Root CA", days=2)
-    yield "anchor expires soon", [issue_server_certificate(short, NAMES)], short
+    yield "anchor expires soon", [issue_server_certificate(short, NAMES)], _pem(short)
     bare = create_root_ca("Root CA without keyUsage", with_key_usage=False)
-    yield "strict verifier refuses", [issue_server_certificate(bare, NAMES)], bare
+    yield "strict verifier refuses", [issue_server_certificate(bare, NAMES)], _pem(bare)
+    # PEM layouts OpenSSL's own reader refuses: both paths hand it re-encoded PEM.
+    joined = root.cert_pem().rstrip(b"\n") + middle.cert_pem()  # cat of a file without a newline
+    yield "END and BEGIN on one line", [via_middle, middle], joined
+    indented = b"  " + root.cert_pem()
+    yield "indented BEGIN", [leaf], indented
+    lines = root.cert_pem().split(b"\n")
+    yield "blank line in a body", [leaf], b"\n".join([*lines[:3], b"", *lines[3:]])
 
 
 CASES = list(_chains())
@@ -54,32 +72,46 @@ def _normalized(text: str, directory: Path) -> str:
     return re.sub(r'"ms": [\d.]+', '"ms": N', text).replace(str(directory), "DIR")
 
 
-@pytest.mark.parametrize(("case", "chain", "ca"), CASES, ids=[c[0] for c in CASES])
+# The cases whose CA file the light reader reads, and whose chain it checks itself.
+LIGHT_ALL_THE_WAY = {
+    "quickstart root",
+    "intermediate",
+    "intermediate and root trusted",
+    "intermediate and root trusted, leaf alone",
+    "two roots",
+    "leaf expires soon",
+    "anchor expires soon",
+}
+
+
+@pytest.mark.parametrize(("case", "chain", "ca_file"), CASES, ids=[c[0] for c in CASES])
 @pytest.mark.parametrize("flags", [[], ["-v"], ["--output", "json"]], ids=["text", "v", "json"])
 def test_the_light_and_the_full_path_say_the_same(
-    case: str, chain: list[CertAndKey], ca: CertAndKey, flags: list[str], tmp_path: Path
+    case: str, chain: list[CertAndKey], ca_file: bytes, flags: list[str], tmp_path: Path
 ) -> None:
     cert_file, key_file = write_chain(tmp_path, chain)
     light, full = tmp_path / "light", tmp_path / "full"
     light.mkdir()
     full.mkdir()
-    write_pem(light / "ca.crt", ca)
-    (full / "ca.crt").write_bytes(b"# the same CA, behind a comment line\n" + ca.cert_pem())
+    (light / "ca.crt").write_bytes(ca_file)
+    (full / "ca.crt").write_bytes(b"# the same CAs, behind a comment line\n" + ca_file)
     listener = [f"certfile {cert_file}", f"keyfile {key_file}", "allow_anonymous true"]
     with mosquitto(tmp_path / "broker", listener) as port:
         runs = [
             probe("connect", f"localhost:{port}", "--ca-file", str(d / "ca.crt"), *flags)
             for d in (light, full)
         ]
-        if not flags:  # the light path was taken: all of it, or up to the verify stage
+        if not flags:  # the light path was taken all the way, or given up where it should be
             _, modules = _modules_of(
                 "connect", f"localhost:{port}", "--ca-file", str(light / "ca.crt")
             )
             loaded = "cryptography.x509" in modules
-            assert loaded is (case == "strict verifier refuses"), case
+            assert loaded is (case not in LIGHT_ALL_THE_WAY), case
     (light_run, light_dir), (full_run, full_dir) = zip(runs, (light, full), strict=True)
     assert light_run.exit_code == full_run.exit_code == 0, light_run.stdout
     assert _normalized(light_run.stdout, light_dir) == _normalized(full_run.stdout, full_dir)
+    if case.startswith("intermediate and root trusted") and not flags:
+        assert "issued under Broker Intermediate CA" in light_run.stdout
     if case == "strict verifier refuses":
         assert "strict RFC 5280 verifier" in light_run.stdout
     if case.endswith("expires soon") and not flags:

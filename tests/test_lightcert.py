@@ -642,9 +642,6 @@ def chains(draw: st.DrawFn) -> tuple[list[x509.Certificate], x509.Certificate, s
     return _chain_builder(draw)
 
 
-ACCEPTED: list[bool] = []
-
-
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(chains())
 def test_strict_accepts_only_what_cryptography_accepts(
@@ -656,14 +653,8 @@ def test_strict_accepts_only_what_cryptography_accepts(
     if anchor_light is None or any(item is None for item in lights):
         return
     said = strict_accepts([c for c in lights if c is not None], anchor_light, server_name, moment)
-    ACCEPTED.append(said)
     if said:
         assert strict_rejection(chain, [anchor], server_name, moment) is None
-
-
-def test_generated_chains_were_accepted_sometimes() -> None:
-    # Runs after the property test (file order): the generator does reach True.
-    assert not ACCEPTED or any(ACCEPTED)
 
 
 # --- hostile input ------------------------------------------------------------------------
@@ -680,7 +671,8 @@ def test_truncations_never_raise(dev_pki: dict[str, pki.CertAndKey]) -> None:
 @given(st.binary(max_size=2000))
 def test_random_bytes_never_raise(data: bytes) -> None:
     assert read_light(data) is None
-    assert read_light(b"\x30\x82" + len(data).to_bytes(2, "big") + data) is None or True
+    wrapped = read_light(b"\x30\x82" + len(data).to_bytes(2, "big") + data)
+    assert wrapped is None or isinstance(wrapped, LightCert)  # it never raises
 
 
 def test_hostile_lengths_are_fast(dev_pki: dict[str, pki.CertAndKey]) -> None:
@@ -713,3 +705,68 @@ def test_import_does_not_load_cryptography() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("tag", "body"),
+    [
+        (0x13, b"Leaf*QQ"),
+        (0x13, b"a_b"),
+        (0x13, b"x@y"),
+        (0x13, b"caf\xc3\xa9"),
+        (0x16, b"\xc3\xa9"),
+    ],
+)
+def test_strings_cryptography_cannot_load_are_refused(tag: int, body: bytes) -> None:
+    data = _tlv(tag, body)
+    with pytest.raises(der.DerError):
+        der.string(data, der.read(data))
+
+
+def test_a_wildcard_common_name_in_a_printable_string_takes_the_cryptography_path() -> None:
+    root = pki.create_root_ca("RootQQQ")
+    leaf = pki.issue_server_certificate(root, ["localhost"], common_name="LeafQQQ")
+    edit = odd_certs._replace_once(b"\x0c\x07LeafQQQ", b"\x13\x07Leaf*QQ")
+    edited = odd_certs.resigned(leaf.certificate, root, edit)
+    assert read_light(edited) is None
+    assert isinstance(certinfo.load_der(edited), Unparseable)  # cryptography refuses it too
+
+
+@pytest.mark.parametrize("size", [64, 200_000, 900_000])
+def test_oids_longer_than_cryptography_reads_are_refused_at_once(size: int) -> None:
+    data = _tlv(0x06, b"\x2b" + b"\x81" * (size - 2) + b"\x01")
+    started = time.perf_counter()
+    with pytest.raises(der.DerError):
+        der.oid(data, der.read(data))
+    assert time.perf_counter() - started < 0.5  # no arithmetic on a huge arc
+
+
+def test_the_longest_oid_cryptography_reads_is_read() -> None:
+    data = _tlv(0x06, b"\x2b" + b"\x01" * 62)
+    assert der.oid(data, der.read(data)) == "1.3" + ".1" * 62
+
+
+@pytest.mark.parametrize(("path_length", "read"), [((1 << 64) - 1, True), (1 << 64, False)])
+def test_a_path_length_beyond_64_bits_is_refused(path_length: int, read: bool) -> None:
+    from mqtt_tls_probe.core.lightcert import _basic_constraints
+
+    encoded = path_length.to_bytes((path_length.bit_length() + 8) // 8, "big")
+    value = _tlv(0x30, b"\x01\x01\xff" + _tlv(0x02, encoded))
+    if read:
+        assert _basic_constraints(value) == (True, path_length)
+    else:
+        with pytest.raises(der.DerError):
+            _basic_constraints(value)
+
+
+def test_the_light_rules_were_checked_against_this_cryptography() -> None:
+    """lightcert and strict_profile mirror cryptography 50's parsing and policy.
+
+    A new major version may read certificates or apply its strict policy
+    differently: run this file's differential tests against it, read the
+    changes to its x509 parsing and src/rust/cryptography-x509-verification,
+    and update this pin with whatever the light reader needs.
+    """
+    import cryptography
+
+    assert cryptography.__version__.split(".")[0] == "50"

@@ -8,9 +8,10 @@ as ``days_left`` are computed once, when the report is built, from an injected
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple, overload
 
 from mqtt_tls_probe.errors import EXIT_OK, ErrorInfo, Stage
@@ -217,7 +218,7 @@ class MqttInfo(NamedTuple):
     reason_code: int | None
     reason: str | None
     fallback_from: str | None = None
-    properties: dict[str, int | str] = {}  # noqa: RUF012 (shared, never mutated)
+    properties: Mapping[str, int | str] = MappingProxyType({})  # read-only: a shared default
     sat: SatClaims | None = None
 
 

@@ -7,8 +7,10 @@ NamedTuples, as in ``model``: a frozen dataclass costs about 1 ms to define.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
+from types import MappingProxyType
 from typing import NamedTuple
 
 from mqtt_tls_probe.errors import EXIT_CODES, EXIT_OK, ErrorInfo, Stage
@@ -207,7 +209,7 @@ class TlsScanReport(NamedTuple):
 
     target: Target
     openssl: str  # the local library: what could be tried depends on it
-    versions: dict[str, bool | None] = {}  # noqa: RUF012 (shared, never mutated); None: not tried
+    versions: Mapping[str, bool | None] = MappingProxyType({})  # None: not tried
     cipher_suites: CipherSuites | None = None
     alpn: AlpnBehaviour | None = None
     client_certificate: ClientCertificatePolicy | None = None

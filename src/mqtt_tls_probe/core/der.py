@@ -29,6 +29,11 @@ BMP_STRING = 0x1E
 SEQUENCE = 0x30  # the identifier octet, constructed
 SET = 0x31
 
+# What cryptography's ASN.1 reader (rust-asn1) accepts, and no more: an OID of at
+# most 63 encoded bytes, and PrintableString's alphabet (X.680 41.4).
+MAX_OID_LENGTH = 63
+_PRINTABLE = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 '()+,-./:=?"
+
 
 class DerError(ValueError):
     """The bytes are not the strict DER this reader accepts."""
@@ -117,6 +122,8 @@ def oid(data: bytes, element: Element) -> str:
     body = element.value(data)
     if not body or body[-1] & 0x80:
         raise DerError("empty or unterminated OID")
+    if len(body) > MAX_OID_LENGTH:  # also keeps the arcs' arithmetic linear
+        raise DerError("OID longer than cryptography reads")
     arcs: list[int] = []
     value = 0
     fresh = True
@@ -126,6 +133,8 @@ def oid(data: bytes, element: Element) -> str:
         value = (value << 7) | (byte & 0x7F)
         fresh = not byte & 0x80
         if fresh:
+            if value >= 1 << 128:
+                raise DerError("OID arc larger than cryptography reads")
             arcs.append(value)
             value = 0
     first = arcs[0]
@@ -212,8 +221,17 @@ def time(data: bytes, element: Element) -> datetime:
 
 def string(data: bytes, element: Element) -> str:
     """A directory string's text: UTF8String, PrintableString or IA5String read as
-    UTF-8, BMPString as UTF-16-BE (what cryptography does with each)."""
+    UTF-8, BMPString as UTF-16-BE (what cryptography does with each).
+
+    A PrintableString outside its alphabet (``*``, ``_``, ``@``: common in real
+    certificates) or an IA5String outside ASCII is refused: cryptography cannot
+    load a certificate that holds one.
+    """
     body = element.value(data)
+    if element.tag == PRINTABLE_STRING and body.translate(None, _PRINTABLE):
+        raise DerError("PrintableString outside its alphabet")
+    if element.tag == IA5_STRING and not body.isascii():
+        raise DerError("IA5String outside ASCII")
     try:
         if element.tag in (UTF8_STRING, PRINTABLE_STRING, IA5_STRING):
             return body.decode("utf-8")

@@ -487,8 +487,9 @@ def _basic_constraints(value: bytes) -> tuple[bool, int | None]:
         if len(items) != 1:
             raise DerError("malformed basicConstraints")
         path_length = der.integer(value, items[0])
-        # cryptography: path_length must be None when ca is False; it must not be negative.
-        if path_length < 0 or not ca:
+        # cryptography: path_length must be None when ca is False, not negative, and
+        # it is read as a u64 (a larger one fails to load).
+        if path_length < 0 or path_length >= 1 << 64 or not ca:
             raise DerError("pathLenConstraint cryptography refuses")
     return ca, path_length
 
@@ -590,8 +591,8 @@ def pem_blocks(data: bytes) -> list[bytes] | None:
     """The DER of each CERTIFICATE block of a PEM file, or None when anything is odd.
 
     Odd: no block, text other than white space outside the blocks (other PEM
-    labels included), a marker not on a line of its own, a body that is not
-    lines of strict, padded base64.
+    labels included), a marker that does not start a line or is followed by
+    more than white space on it, a body that is not lines of strict, padded base64.
     """
     blocks: list[bytes] = []
     pos = 0
@@ -601,25 +602,30 @@ def pem_blocks(data: bytes) -> list[bytes] | None:
             if data[pos:].strip(_WHITE):
                 return None
             break
-        if data[pos:begin].strip(_WHITE):
+        if data[pos:begin].strip(_WHITE) or (begin and data[begin - 1 : begin] != b"\n"):
             return None
         start = begin + len(_BEGIN)
         end = data.find(_END, start)
-        if end < 0:
+        if end < 0 or data[end - 1 : end] != b"\n":
             return None
         decoded = _pem_body(data[start:end])
         if decoded is None:
             return None
         blocks.append(decoded)
         pos = end + len(_END)
+        line_end = data.find(b"\n", pos)
+        if data[pos : len(data) if line_end < 0 else line_end].strip(_WHITE):
+            return None  # something after END on its line
     return blocks or None
 
 
 def _pem_body(body: bytes) -> bytes | None:
     if not body.startswith((b"\n", b"\r\n")) or not body.endswith(b"\n"):
         return None
-    lines = body.split(b"\n")[1:-1]
-    text = b"".join(line[:-1] if line.endswith(b"\r") else line for line in lines)
+    lines = [line[:-1] if line.endswith(b"\r") else line for line in body.split(b"\n")[1:-1]]
+    if not all(lines):
+        return None  # a blank line inside the body
+    text = b"".join(lines)
     if not text or len(text) % 4:
         return None
     stripped = text.rstrip(b"=")

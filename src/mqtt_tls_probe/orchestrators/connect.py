@@ -132,10 +132,8 @@ class _Probe:
     @property
     def bundle(self) -> TrustBundle:
         if self._bundle is None:  # read by the light reader so far: a report asks for more
-            from mqtt_tls_probe.core.trust_bundle import read_bundle
-
             assert self.light is not None  # noqa: S101 (narrowing)
-            self._bundle = read_bundle(TrustSource.FILE, self.light.location, self.light.data)
+            self._bundle = _full_bundle(self.light)
         return self._bundle
 
     # --- orchestration ------------------------------------------------------
@@ -219,12 +217,8 @@ class _Probe:
             trust = self.shared.described  # described once for all the probes
             chain: Sequence[CertInfo] = self.shared.memo.describe_all(self.chain, self.now)
         else:  # described when a renderer reads them: a text success never does
-            now = self.now
-            trust = TrustInfo(
-                *self._trust_origin(),
-                Described(lambda: _describe(self.bundle.certificates, now, as_trust_anchor=True)),
-            )
-            chain = Described(lambda: _describe(self._sent_chain(), now))
+            trust = TrustInfo(*self._trust_origin(), Described(self._anchors_describer()))
+            chain = Described(_chain_describer(self.sent_der, self.chain, self.now))
         tls_info = self.tls_info
         if c.trace and self.observer is not None and self.observer.available:
             self.trace = tuple(self.observer.events())
@@ -250,12 +244,13 @@ class _Probe:
             return TrustSource.FILE, self.light.location
         return self.bundle.source, self.bundle.location
 
-    def _sent_chain(self) -> list[certinfo.Loaded]:
-        if self.sent_der is None:
-            return self.chain
-        from mqtt_tls_probe.core.certinfo import load_der
-
-        return [load_der(der) for der in self.sent_der]
+    def _anchors_describer(self) -> Callable[[], tuple[CertInfo, ...]]:
+        """What describes the trust anchors later, holding their data, not this run."""
+        now, light, bundle = self.now, self.light, self._bundle
+        if bundle is not None:
+            return lambda: _describe(bundle.certificates, now, as_trust_anchor=True)
+        assert light is not None  # noqa: S101 (narrowing: no bundle yet means the light path)
+        return lambda: _describe(_full_bundle(light).certificates, now, as_trust_anchor=True)
 
     def _remaining(self) -> float:
         """Seconds left to the running stage (never negative)."""
@@ -404,8 +399,8 @@ class _Probe:
         if self.shared is not None and self.shared.context is not None:
             context = self.shared.context  # a scan's: no per-probe recorder on it
         else:
-            if self.light is not None:  # PEM and nothing else (pem_blocks saw to it)
-                pem = self.light.data.decode("ascii")
+            if self.light is not None:  # re-encoded, as to_pem does on the other path
+                pem = "".join(ssl.DER_cert_to_PEM_cert(a.der) for a in self.light.anchors)
             else:
                 from mqtt_tls_probe.core.certinfo import to_pem
 
@@ -524,27 +519,33 @@ class _Probe:
         return f"chain of {len(self.chain)} trusted for {c.server_name}{by}"
 
     def _verify_light(self) -> str | None:
-        """A verified chain's findings from the light reader; None: cryptography must tell."""
+        """A verified chain's findings from the light reader; None: cryptography must tell.
+
+        OpenSSL's verified chain runs on to a self-signed root; the report's path
+        ends at the first trusted certificate (``verify.build_path``): a CA file
+        holding an intermediate and its root anchors the chain at the intermediate.
+        """
         assert self.tls_socket is not None  # noqa: S101 (narrowing)
         assert self.light is not None  # noqa: S101 (narrowing)
         sent = tls.sent_chain_der(self.tls_socket)
         verified = tls.verified_chain_der(self.tls_socket)
         read = {der: read_light(der) for der in [*sent, *verified]}
-        certs = [read[der] for der in verified]
-        if len(certs) < 2 or any(read[der] is None for der in sent):
+        if not sent or any(read[der] is None for der in read):
             return None
-        path = [cert for cert in certs if cert is not None]
-        anchor = path.pop()
-        if len(path) + 1 != len(certs) or anchor not in self.light.anchors:
+        certs = [cert for cert in (read[der] for der in verified) if cert is not None]
+        trusted = next((i for i, cert in enumerate(certs) if cert in self.light.anchors), None)
+        if trusted is None:
             return None
+        anchor = certs[trusted]
+        path = certs[: max(trusted, 1)]  # a trusted leaf is its own path, as in build_path
         c = self.config
         found = light_verify.chain_warnings(path, anchor, c.server_name, self.now)
         if found is None:
             return None
         self.sent_der = sent
         self.warnings.extend(found)
-        by = light_verify.display_name(anchor)
-        return f"chain of {len(sent)} trusted for {c.server_name}, issued under {by}"
+        by = f", issued under {light_verify.display_name(anchor)}" if trusted else ""
+        return f"chain of {len(sent)} trusted for {c.server_name}{by}"
 
     def _read_rejected_chain(self) -> None:
         """The chain OpenSSL rejected: from the trace's Certificate message, else re-fetched.
@@ -709,6 +710,28 @@ class _Probe:
             f"{topic}: SUBACK {r.subscribe_ms:.1f} ms, PUBACK {r.publish_ms:.1f} ms, "
             f"message back {r.receive_ms:.1f} ms after PUBLISH"
         )
+
+
+def _full_bundle(light: LightBundle) -> TrustBundle:
+    """The CA file the light reader read, read again by cryptography (for its descriptions)."""
+    from mqtt_tls_probe.core.trust_bundle import read_bundle
+
+    return read_bundle(TrustSource.FILE, light.location, light.data)
+
+
+def _chain_describer(
+    sent_der: list[bytes] | None, chain: list[certinfo.Loaded], now: datetime
+) -> Callable[[], tuple[CertInfo, ...]]:
+    """What describes the chain as sent later: from its DER on the light path."""
+    if sent_der is None:
+        return lambda: _describe(chain, now)
+
+    def from_der() -> tuple[CertInfo, ...]:
+        from mqtt_tls_probe.core.certinfo import load_der
+
+        return _describe([load_der(der) for der in sent_der], now)
+
+    return from_der
 
 
 def _describe(
