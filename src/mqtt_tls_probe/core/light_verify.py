@@ -18,11 +18,12 @@ from mqtt_tls_probe.core import cert_findings
 from mqtt_tls_probe.core.lightcert import (
     LightCert,
     can_sign_certificates,
+    days_left,
     is_ca,
     is_quickstart_ca,
 )
 from mqtt_tls_probe.core.strict_profile import strict_accepts
-from mqtt_tls_probe.model import Finding
+from mqtt_tls_probe.model import CertInfo, Finding, Unparseable
 
 
 def display_name(cert: LightCert) -> str:
@@ -70,3 +71,63 @@ def chain_warnings(
     if any(is_quickstart_ca(cert) for cert in [*path, anchor]):
         warnings.append(cert_findings.QUICKSTART_CHAIN)
     return warnings
+
+
+def describe(cert: LightCert, now: datetime, *, as_trust_anchor: bool = False) -> CertInfo:
+    """``certinfo.describe`` from the light facts: the same description, field for field.
+
+    Only ``self_signed`` may need cryptography: when the subject and the issuer
+    are the same name, whether the certificate's own key made its signature.
+    """
+    basic = cert.basic_constraints
+    constraints = None
+    if basic is not None:
+        ca, path_length, critical = basic
+        constraints = "CA:TRUE" if ca else "CA:FALSE"
+        if path_length is not None:
+            constraints += f", pathlen:{path_length}"
+        constraints += " (critical)" if critical else ""
+    return CertInfo(
+        subject=cert.subject_text,
+        issuer=cert.issuer_text,
+        serial=format(cert.serial, "x"),
+        not_before=cert.not_before,
+        not_after=cert.not_after,
+        days_left=days_left(cert, now),
+        sans=cert.sans,
+        is_ca=is_ca(cert),
+        key=cert.key_description,
+        sha256=cert.sha256,
+        signature_algorithm=cert.signature_algorithm,
+        basic_constraints=constraints,
+        key_usage=cert.key_usage or (),
+        extended_key_usage=cert.extended_key_usage or (),
+        ski=cert.ski.hex() if cert.ski is not None else None,
+        aki=cert.aki.hex() if cert.aki is not None else None,
+        self_signed=_self_signed(cert),
+        findings=cert_findings.certificate_findings(
+            not_before=cert.not_before,
+            not_after=cert.not_after,
+            is_ca=is_ca(cert),
+            can_sign=can_sign_certificates(cert),
+            quickstart=is_quickstart_ca(cert),
+            serial=cert.serial,
+            now=now,
+            as_trust_anchor=as_trust_anchor,
+        ),
+    )
+
+
+def _self_signed(cert: LightCert) -> bool:
+    """``certinfo.is_self_signed``: names compared as cryptography compares them, then the key."""
+    if _as_compared(cert.subject.rdns) != _as_compared(cert.issuer.rdns):
+        return False
+    from mqtt_tls_probe.core import certinfo  # the signature check needs cryptography
+
+    loaded = certinfo.load_der(cert.der)
+    return not isinstance(loaded, Unparseable) and certinfo.is_self_signed(loaded)
+
+
+def _as_compared(rdns: Sequence[Sequence[tuple[str, str]]]) -> list[frozenset[tuple[str, str]]]:
+    """A name as ``x509.Name.__eq__`` sees it: each RDN a set of (OID, value), in order."""
+    return [frozenset(rdn) for rdn in rdns]

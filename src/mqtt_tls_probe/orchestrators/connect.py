@@ -37,7 +37,7 @@ from mqtt_tls_probe.config import MqttOptions, ProbeConfig
 from mqtt_tls_probe.core import light_verify
 from mqtt_tls_probe.core.cert_findings import trusted_ca_finding
 from mqtt_tls_probe.core.classify import Connack
-from mqtt_tls_probe.core.lightcert import read_light
+from mqtt_tls_probe.core.lightcert import LightCert, read_light
 from mqtt_tls_probe.errors import ErrorInfo, ErrorKind, ProbeError, Stage
 from mqtt_tls_probe.model import (
     CertInfo,
@@ -107,7 +107,7 @@ class _Probe:
         # has read them (``self.light``): the ``bundle`` property reads them on demand.
         self._bundle: TrustBundle | None = TrustBundle(TrustSource.NONE, "", ())
         self.light: LightBundle | None = None
-        self.sent_der: list[bytes] | None = None  # the chain as sent, on the light path
+        self.sent_light: list[LightCert] | None = None  # the chain as sent, on the light path
         self.addresses: list[net.Address] = []
         self.address: net.Address | None = None
         self.tcp_seconds = 0.0
@@ -218,7 +218,7 @@ class _Probe:
             chain: Sequence[CertInfo] = self.shared.memo.describe_all(self.chain, self.now)
         else:  # described when a renderer reads them: a text success never does
             trust = TrustInfo(*self._trust_origin(), Described(self._anchors_describer()))
-            chain = Described(_chain_describer(self.sent_der, self.chain, self.now))
+            chain = Described(_chain_describer(self.sent_light, self.chain, self.now))
         tls_info = self.tls_info
         if c.trace and self.observer is not None and self.observer.available:
             self.trace = tuple(self.observer.events())
@@ -250,7 +250,9 @@ class _Probe:
         if bundle is not None:
             return lambda: _describe(bundle.certificates, now, as_trust_anchor=True)
         assert light is not None  # noqa: S101 (narrowing: no bundle yet means the light path)
-        return lambda: _describe(_full_bundle(light).certificates, now, as_trust_anchor=True)
+        return lambda: tuple(
+            light_verify.describe(anchor, now, as_trust_anchor=True) for anchor in light.anchors
+        )
 
     def _remaining(self) -> float:
         """Seconds left to the running stage (never negative)."""
@@ -542,7 +544,7 @@ class _Probe:
         found = light_verify.chain_warnings(path, anchor, c.server_name, self.now)
         if found is None:
             return None
-        self.sent_der = sent
+        self.sent_light = [cert for cert in (read[der] for der in sent) if cert is not None]
         self.warnings.extend(found)
         by = f", issued under {light_verify.display_name(anchor)}" if trusted else ""
         return f"chain of {len(sent)} trusted for {c.server_name}{by}"
@@ -720,18 +722,12 @@ def _full_bundle(light: LightBundle) -> TrustBundle:
 
 
 def _chain_describer(
-    sent_der: list[bytes] | None, chain: list[certinfo.Loaded], now: datetime
+    sent_light: list[LightCert] | None, chain: list[certinfo.Loaded], now: datetime
 ) -> Callable[[], tuple[CertInfo, ...]]:
-    """What describes the chain as sent later: from its DER on the light path."""
-    if sent_der is None:
+    """What describes the chain as sent later: from the light facts on the light path."""
+    if sent_light is None:
         return lambda: _describe(chain, now)
-
-    def from_der() -> tuple[CertInfo, ...]:
-        from mqtt_tls_probe.core.certinfo import load_der
-
-        return _describe([load_der(der) for der in sent_der], now)
-
-    return from_der
+    return lambda: tuple(light_verify.describe(cert, now) for cert in sent_light)
 
 
 def _describe(
