@@ -68,7 +68,7 @@ CASES = list(_chains())
 
 
 def _normalized(text: str, directory: Path) -> str:
-    text = re.sub(r"\d+\.\d ms", "N ms", text)  # stage timings
+    text = re.sub(r" +\d+\.\d ms", " N ms", text)  # stage timings, and their padding
     return re.sub(r'"ms": [\d.]+', '"ms": N', text).replace(str(directory), "DIR")
 
 
