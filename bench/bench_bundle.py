@@ -16,8 +16,10 @@ alike (compare the ratio, not the milliseconds):
   PATH; jq from Debian's /usr/bin/jq, else PATH). kubectl's discovery cache
   (a scratch ``--cache-dir``) is warm after the warm-ups, as on an operator's
   machine;
-- the floors: ``probe bundle --ca-file`` (the same command without a cluster)
-  and an interpreter that imports nothing.
+- the floors: ``probe bundle --ca-file`` (the same command without a cluster),
+  an interpreter that imports nothing, one that imports typer, and one that
+  imports what a kubeconfig load, an HTTPS GET and a certificate's description
+  need (typer, yaml, urllib3, ssl, cryptography.x509).
 
 Each run's peak RSS comes from ``wait4`` in a small process that forks the
 command (``tests.hostile_kube.measured_run``: GNU time, else a launcher), so
@@ -87,6 +89,12 @@ def main() -> None:
                 [probe, "bundle", "--ca-file", str(directory / "ca.crt")]
             )
             commands["floor: python -c pass"] = shlex.join([sys.executable, "-c", "pass"])
+            # What a kubeconfig load and one HTTPS GET need, with the CLI framework:
+            # below these, no Python command can go.
+            commands["floor: import typer"] = shlex.join([sys.executable, "-c", "import typer"])
+            commands["floor: import typer, yaml, urllib3, ssl, cryptography.x509"] = shlex.join(
+                [sys.executable, "-c", "import typer, yaml, urllib3, ssl, cryptography.x509"]
+            )
             results = measure_all(commands, runs)
     ratio = check_ratio(results, BUNDLE, RECIPE, TARGET_RATIO)
     check_rss(results, BUNDLE, TARGET_RSS_MB)
