@@ -136,8 +136,8 @@ def main() -> None:
             )
             results = measure_all(commands, runs)
     ratios = {}
-    for name, target in TARGETS.items():
-        ratios[f"{name} / floor"] = check_ratio(results, name, FLOOR, target)
+    for name, most in TARGETS.items():
+        ratios[f"{name} / floor"] = check_ratio(results, name, FLOOR, most)
         check_rss(results, name, TARGET_RSS_MB)
     write_results("connect", runs, results, ratios=ratios)
 
