@@ -35,17 +35,7 @@ def anchor_warnings(anchors: Sequence[LightCert], now: datetime) -> list[Finding
     """What the trust stage warns about its anchors (expiry, CA fitness)."""
     warnings = []
     for anchor in anchors:
-        found = cert_findings.certificate_findings(
-            not_before=anchor.not_before,
-            not_after=anchor.not_after,
-            is_ca=is_ca(anchor),
-            can_sign=can_sign_certificates(anchor),
-            quickstart=is_quickstart_ca(anchor),
-            serial=anchor.serial,
-            now=now,
-            as_trust_anchor=True,
-        )
-        for finding in found:
+        for finding in _findings(anchor, now, as_trust_anchor=True):
             reported = cert_findings.trusted_ca_finding(finding, display_name(anchor))
             if reported is not None:
                 warnings.append(reported)
@@ -105,16 +95,20 @@ def describe(cert: LightCert, now: datetime, *, as_trust_anchor: bool = False) -
         ski=cert.ski.hex() if cert.ski is not None else None,
         aki=cert.aki.hex() if cert.aki is not None else None,
         self_signed=_self_signed(cert),
-        findings=cert_findings.certificate_findings(
-            not_before=cert.not_before,
-            not_after=cert.not_after,
-            is_ca=is_ca(cert),
-            can_sign=can_sign_certificates(cert),
-            quickstart=is_quickstart_ca(cert),
-            serial=cert.serial,
-            now=now,
-            as_trust_anchor=as_trust_anchor,
-        ),
+        findings=_findings(cert, now, as_trust_anchor=as_trust_anchor),
+    )
+
+
+def _findings(cert: LightCert, now: datetime, *, as_trust_anchor: bool) -> tuple[Finding, ...]:
+    return cert_findings.certificate_findings(
+        not_before=cert.not_before,
+        not_after=cert.not_after,
+        is_ca=is_ca(cert),
+        can_sign=can_sign_certificates(cert),
+        quickstart=is_quickstart_ca(cert),
+        serial=cert.serial,
+        now=now,
+        as_trust_anchor=as_trust_anchor,
     )
 
 

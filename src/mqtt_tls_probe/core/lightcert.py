@@ -127,7 +127,7 @@ _KEY_USAGE_BITS = (
 )
 
 # cryptography's x509/name.py: _NAMEOID_TO_NAME (RFC 4514 short names).
-_SHORT_NAMES = {
+SHORT_NAMES = {
     "2.5.4.3": "CN",
     "2.5.4.7": "L",
     "2.5.4.8": "ST",
@@ -311,7 +311,7 @@ def _name(data: bytes, element: Element) -> LightName | None:
 def _rfc4514(rdns: Sequence[tuple[tuple[str, str], ...]]) -> str:
     """cryptography's ``Name.rfc4514_string``: RDNs last to first, '+' inside an RDN."""
     return ",".join(
-        "+".join(f"{_SHORT_NAMES.get(oid, oid)}={escape_dn_value(value)}" for oid, value in rdn)
+        "+".join(f"{SHORT_NAMES.get(oid, oid)}={escape_dn_value(value)}" for oid, value in rdn)
         for rdn in reversed(rdns)
     )
 

@@ -78,6 +78,19 @@ _MAX_DNS_LENGTH = 253
 _MAX_LABEL = 63
 
 
+# The extensions these checks know; any other one (even non-critical) means "not sure".
+_KNOWN_EXTENSIONS = frozenset(
+    {
+        AUTHORITY_KEY_ID,
+        SUBJECT_KEY_ID,
+        KEY_USAGE,
+        SUBJECT_ALT_NAME,
+        BASIC_CONSTRAINTS,
+        EXTENDED_KEY_USAGE,
+    }
+)
+
+
 def strict_accepts(
     chain: Sequence[LightCert], anchor: LightCert, server_name: str, now: datetime
 ) -> bool:
@@ -149,14 +162,7 @@ def _ee_extensions(cert: LightCert) -> bool:
         present[EXTENDED_KEY_USAGE] or SERVER_AUTH not in cert.eku_oids
     ):
         return False
-    return set(present) <= {
-        AUTHORITY_KEY_ID,
-        SUBJECT_KEY_ID,
-        KEY_USAGE,
-        SUBJECT_ALT_NAME,
-        BASIC_CONSTRAINTS,
-        EXTENDED_KEY_USAGE,
-    }
+    return set(present) <= _KNOWN_EXTENSIONS
 
 
 def _ca_extensions(cert: LightCert, intermediates_below: int) -> bool:
@@ -176,14 +182,7 @@ def _ca_extensions(cert: LightCert, intermediates_below: int) -> bool:
         or (SERVER_AUTH not in cert.eku_oids and _ANY_EKU not in cert.eku_oids)
     ):
         return False
-    return set(present) <= {
-        AUTHORITY_KEY_ID,
-        SUBJECT_KEY_ID,
-        KEY_USAGE,
-        SUBJECT_ALT_NAME,
-        BASIC_CONSTRAINTS,
-        EXTENDED_KEY_USAGE,
-    }
+    return set(present) <= _KNOWN_EXTENSIONS
 
 
 def _name_matches(leaf: LightCert, server_name: str) -> bool:

@@ -60,6 +60,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
+from mqtt_tls_probe.core.lightcert import SHORT_NAMES
+
 Direction = Literal["sent", "received"]
 
 # Content types as passed to the message callback (RFC 8446 §5.1; OpenSSL's
@@ -294,19 +296,9 @@ HELLO_RETRY_REQUEST_RANDOM: Final = bytes.fromhex(
     "cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c"
 )
 
-# RFC 5280 attribute types with the short names cryptography's rfc4514_string uses;
-# any other type is written as its dotted OID, as cryptography does.
-_ATTRIBUTE_NAMES: Final[dict[str, str]] = {
-    "2.5.4.3": "CN",
-    "2.5.4.7": "L",
-    "2.5.4.8": "ST",
-    "2.5.4.10": "O",
-    "2.5.4.11": "OU",
-    "2.5.4.6": "C",
-    "2.5.4.9": "STREET",
-    "0.9.2342.19200300.100.1.25": "DC",
-    "0.9.2342.19200300.100.1.1": "UID",
-}
+# Attribute types as cryptography's rfc4514_string writes them (the short names of
+# RFC 4514, else the dotted OID), shared with the light certificate reader.
+_ATTRIBUTE_NAMES: Final = SHORT_NAMES
 
 # DER string types (X.680) and the codec each one's octets are in.
 _DER_STRING_CODECS: Final[dict[int, str]] = {
