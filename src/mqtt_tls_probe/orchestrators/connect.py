@@ -27,6 +27,7 @@ import ssl
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mqtt_tls_probe.adapters import net, tls
@@ -306,8 +307,9 @@ class _Probe:
                 )
             )
             return "not needed: the port does not use TLS"
-        if self._light_eligible():
-            loaded = load_ca_file_light(self.config.trust.ca_file, self.config.timeout)  # type: ignore[arg-type]
+        light_file = self._light_ca_file()
+        if light_file is not None:
+            loaded = load_ca_file_light(light_file, self.config.timeout)
             if isinstance(loaded, LightBundle):
                 self.light, self._bundle = loaded, None
                 self.warnings.extend(light_verify.anchor_warnings(loaded.anchors, self.now))
@@ -339,10 +341,10 @@ class _Probe:
             note += f", {len(skipped)} skipped (cryptography cannot parse them)"
         return _trust_detail([_cn(c) for c in certs], self.bundle.location, note)
 
-    def _light_eligible(self) -> bool:
-        """A CA file of its own, verified: the light reader may read it (connect alone)."""
+    def _light_ca_file(self) -> Path | None:
+        """The CA file the light reader may read: connect alone, verifying, with --ca-file."""
         trust = self.config.trust
-        return self.shared is None and trust.ca_file is not None and not trust.insecure
+        return trust.ca_file if self.shared is None and not trust.insecure else None
 
     def resolve(self) -> str:
         c = self.config
