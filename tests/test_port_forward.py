@@ -142,3 +142,35 @@ def test_scan_port_forward(api: FakeApiServer, pki: PkiFiles, tmp_path: Path, po
     assert code == 0, doc
     assert [t["forward"]["pod"] for t in doc["targets"]] == [POD, POD]
     assert len(api.forwards) == 2  # each target its own forward
+
+
+def test_the_client_proxy_thread_ending_on_a_reset_prints_no_traceback() -> None:
+    """A reset socket ends the client's proxy thread; the hook keeps it off stderr only."""
+    import socket
+    import struct
+    import threading
+
+    from mqtt_tls_probe.adapters.port_forward import PROXY_THREAD_PREFIX, quiet_proxy_endings
+
+    seen: list[str] = []
+    previous = threading.excepthook
+    threading.excepthook = lambda args: seen.append(args.thread.name if args.thread else "")
+    try:
+        quiet_proxy_endings()
+        quiet_proxy_endings()  # once per hook: not wrapped twice
+
+        def read_after_reset() -> None:
+            ours, theirs = socket.socketpair()
+            with theirs:
+                theirs.sendall(b"unread")
+                ours.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                ours.close()  # unread data and no linger: the peer's next read is a reset
+                theirs.recv(1)  # raises here (ConnectionResetError on Linux)
+
+        for name in (f"{PROXY_THREAD_PREFIX}18883", "another thread"):
+            thread = threading.Thread(target=read_after_reset, name=name)
+            thread.start()
+            thread.join(5)
+        assert seen == ["another thread"]  # the proxy's ending was kept quiet, no other
+    finally:
+        threading.excepthook = previous

@@ -41,6 +41,37 @@ _RELEASE_WAIT = 0.5  # for the client's proxy thread to close its side
 _CHUNK = 65536
 _CLOSE_WAIT = 2.0  # for all the workers together, when the forwarder closes
 SETTLE_FLOOR = 0.2  # seconds to wait for the kubelet's verdict on the pod's port
+# The name the official client gives its proxy thread (ws_client.PortForward.__init__):
+# https://github.com/kubernetes-client/python/blob/v37.0.2/kubernetes/base/stream/ws_client.py#L360-L366
+PROXY_THREAD_PREFIX = "Kubernetes port forward proxy: "
+
+
+def quiet_proxy_endings() -> None:
+    """The client's proxy thread ending on a broken socket prints no traceback.
+
+    ``PortForward._proxy`` lets any error of its sockets end the thread (a
+    connection reset while a forward is closed, a WebSocket the API server
+    dropped), and Python's default ``threading.excepthook`` prints it on stderr.
+    The forward's end is already this module's business: the pump sees its
+    socket close, and a failure is reported as a ``ProbeError``. Other threads'
+    exceptions reach the previous hook unchanged. Installed once per hook.
+    """
+    previous = threading.excepthook
+    if getattr(previous, "quiets_proxy_endings", False):
+        return
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        thread = args.thread
+        if (
+            thread is not None
+            and thread.name.startswith(PROXY_THREAD_PREFIX)
+            and issubclass(args.exc_type, OSError | RuntimeError | ValueError)
+        ):
+            return
+        previous(args)
+
+    hook.quiets_proxy_endings = True  # type: ignore[attr-defined]
+    threading.excepthook = hook
 
 
 @dataclass(frozen=True)
@@ -219,6 +250,8 @@ class Forwarder:
 
         client_modules()  # the client's packages, registered as the loader needs them
         from kubernetes.stream.ws_client import portforward_call
+
+        quiet_proxy_endings()
 
         started = time.monotonic()
         try:
