@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import NamedTuple
 
 from mqtt_tls_probe.core import cert_findings
 from mqtt_tls_probe.core.lightcert import (
@@ -21,6 +22,7 @@ from mqtt_tls_probe.core.lightcert import (
     days_left,
     is_ca,
     is_quickstart_ca,
+    read_light,
 )
 from mqtt_tls_probe.core.strict_profile import strict_accepts
 from mqtt_tls_probe.model import CertInfo, Finding, Unparseable
@@ -61,6 +63,45 @@ def chain_warnings(
     if any(is_quickstart_ca(cert) for cert in [*path, anchor]):
         warnings.append(cert_findings.QUICKSTART_CHAIN)
     return warnings
+
+
+class ChainVerdict(NamedTuple):
+    """What the verify stage says of a chain OpenSSL verified, from the light facts."""
+
+    sent: tuple[LightCert, ...]  # the chain as the server sent it
+    anchor: LightCert  # the first trusted certificate of the path
+    issued_by_anchor: bool  # False when the leaf itself is trusted
+    warnings: tuple[Finding, ...]
+
+
+def verify_chain(
+    sent: Sequence[bytes],
+    verified: Sequence[bytes],
+    anchors: Sequence[LightCert],
+    server_name: str,
+    now: datetime,
+) -> ChainVerdict | None:
+    """The verify stage's findings for ``sent``, which OpenSSL verified as ``verified``.
+
+    None when only cryptography can tell (a certificate the light reader does not
+    read, a chain the strict pre-check is unsure of). OpenSSL's verified chain runs
+    on to a self-signed root; the report's path ends at the first trusted
+    certificate, as ``verify.build_path``'s does: a CA file holding an
+    intermediate and its root anchors the chain at the intermediate.
+    """
+    read = {der: read_light(der) for der in [*sent, *verified]}
+    if not sent or any(cert is None for cert in read.values()):
+        return None
+    certs = [cert for cert in (read[der] for der in verified) if cert is not None]
+    trusted = next((i for i, cert in enumerate(certs) if cert in anchors), None)
+    if trusted is None:
+        return None
+    path = certs[: max(trusted, 1)]  # a trusted leaf is its own path, as in build_path
+    found = chain_warnings(path, certs[trusted], server_name, now)
+    if found is None:
+        return None
+    sent_certs = tuple(cert for cert in (read[der] for der in sent) if cert is not None)
+    return ChainVerdict(sent_certs, certs[trusted], trusted > 0, tuple(found))
 
 
 def describe(cert: LightCert, now: datetime, *, as_trust_anchor: bool = False) -> CertInfo:

@@ -38,7 +38,7 @@ from mqtt_tls_probe.config import MqttOptions, ProbeConfig
 from mqtt_tls_probe.core import light_verify
 from mqtt_tls_probe.core.cert_findings import trusted_ca_finding
 from mqtt_tls_probe.core.classify import Connack
-from mqtt_tls_probe.core.lightcert import LightCert, read_light
+from mqtt_tls_probe.core.lightcert import LightCert
 from mqtt_tls_probe.errors import ErrorInfo, ErrorKind, ProbeError, Stage
 from mqtt_tls_probe.model import (
     CertInfo,
@@ -523,33 +523,24 @@ class _Probe:
         return f"chain of {len(self.chain)} trusted for {c.server_name}{by}"
 
     def _verify_light(self) -> str | None:
-        """A verified chain's findings from the light reader; None: cryptography must tell.
-
-        OpenSSL's verified chain runs on to a self-signed root; the report's path
-        ends at the first trusted certificate (``verify.build_path``): a CA file
-        holding an intermediate and its root anchors the chain at the intermediate.
-        """
+        """A verified chain's findings from the light reader; None: cryptography must tell."""
         assert self.tls_socket is not None  # noqa: S101 (narrowing)
         assert self.light is not None  # noqa: S101 (narrowing)
-        sent = tls.sent_chain_der(self.tls_socket)
-        verified = tls.verified_chain_der(self.tls_socket)
-        read = {der: read_light(der) for der in [*sent, *verified]}
-        if not sent or any(read[der] is None for der in read):
-            return None
-        certs = [cert for cert in (read[der] for der in verified) if cert is not None]
-        trusted = next((i for i, cert in enumerate(certs) if cert in self.light.anchors), None)
-        if trusted is None:
-            return None
-        anchor = certs[trusted]
-        path = certs[: max(trusted, 1)]  # a trusted leaf is its own path, as in build_path
         c = self.config
-        found = light_verify.chain_warnings(path, anchor, c.server_name, self.now)
-        if found is None:
+        verdict = light_verify.verify_chain(
+            tls.sent_chain_der(self.tls_socket),
+            tls.verified_chain_der(self.tls_socket),
+            self.light.anchors,
+            c.server_name,
+            self.now,
+        )
+        if verdict is None:
             return None
-        self.sent_light = [cert for cert in (read[der] for der in sent) if cert is not None]
-        self.warnings.extend(found)
-        by = f", issued under {light_verify.display_name(anchor)}" if trusted else ""
-        return f"chain of {len(sent)} trusted for {c.server_name}{by}"
+        self.sent_light = list(verdict.sent)
+        self.warnings.extend(verdict.warnings)
+        by = light_verify.display_name(verdict.anchor)
+        issued = f", issued under {by}" if verdict.issued_by_anchor else ""
+        return f"chain of {len(verdict.sent)} trusted for {c.server_name}{issued}"
 
     def _read_rejected_chain(self) -> None:
         """The chain OpenSSL rejected: from the trace's Certificate message, else re-fetched.
