@@ -765,7 +765,8 @@ def test_the_light_rules_were_checked_against_this_cryptography() -> None:
     A new major version may read certificates or apply its strict policy
     differently: run this file's differential tests against it, read the
     changes to its x509 parsing and src/rust/cryptography-x509-verification,
-    and update this pin with whatever the light reader needs.
+    and update this pin (and pyproject.toml's range) with whatever the light
+    reader needs.
     """
     import cryptography
 
