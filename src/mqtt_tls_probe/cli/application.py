@@ -334,6 +334,8 @@ def _invoked(argv: Sequence[str]) -> typer.Typer:
         return app
     load_commands(name)
     commands = [c for c in app.registered_commands if _command_name(c) == name]
+    # A plain Typer with the app's settings (typer keeps them all in the instance's
+    # __dict__): not a ProbeTyper, whose __call__ would load every command again.
     trimmed = typer.Typer.__new__(typer.Typer)
     trimmed.__dict__.update(app.__dict__)
     trimmed.registered_commands = commands
